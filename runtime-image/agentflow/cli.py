@@ -1,0 +1,98 @@
+"""The ``agentflow`` command: ``api`` serves a graph, ``init`` writes a starter project."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from agentflow.checkpoint import InMemoryCheckpointer
+from agentflow.graph import CompiledGraph
+
+
+@click.group()
+@click.version_option(package_name="agentflow")
+def main() -> None:
+    """Run agent graphs in production."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Uvicorn worker processes.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="agentflow.json naming the graph (sets GRAPH_PATH; AGENTFLOW_GRAPH wins over it).",
+)
+def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
+    """Serve the graph over HTTP."""
+    import uvicorn
+
+    from agentflow.runtime.app import create_app
+    from agentflow.runtime.loader import GraphLoadError, find_graph_ref, import_target
+    from agentflow.runtime.logs import log_config
+    from agentflow.runtime.settings import SettingsError, load_settings
+
+    if config_path is not None:
+        os.environ["GRAPH_PATH"] = str(config_path)  # inherited by worker processes
+    try:
+        settings = load_settings()
+        target = import_target(find_graph_ref(settings))
+    except (SettingsError, GraphLoadError) as error:
+        raise click.ClickException(str(error)) from None
+    if workers > 1 and not _has_shared_checkpointer(target):
+        raise click.ClickException(
+            f"--workers {workers} needs a checkpointer shared between processes: the in-memory "
+            "one keeps threads inside one process, so a thread's next request could reach a "
+            "worker that has never seen it. Run --workers 1 and scale with replicas, or "
+            "compile the graph with a shared checkpointer."
+        )
+    options = {
+        "host": host,
+        "port": port,
+        "log_config": log_config(settings.log_level),
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+    else:
+        uvicorn.run(
+            "agentflow.runtime.app:create_app_from_env", factory=True, workers=workers, **options
+        )
+
+
+def _has_shared_checkpointer(target: object) -> bool:
+    checkpointer = target.checkpointer if isinstance(target, CompiledGraph) else None
+    return checkpointer is not None and not isinstance(checkpointer, InMemoryCheckpointer)
+
+
+STARTER_FILES = {"graph.py": "graph.py", "agentflow.json": "agentflow.json"}
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def init(directory: Path, force: bool) -> None:
+    """Write a runnable starter project (graph.py and agentflow.json) into DIRECTORY."""
+    targets = {directory / name: template for name, template in STARTER_FILES.items()}
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not force:
+        raise click.ClickException(
+            f"{', '.join(existing)} already exist; pass --force to overwrite"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    templates = resources.files("agentflow") / "templates"
+    for path, template in targets.items():
+        path.write_text((templates / template).read_text())
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {directory} && agentflow api")

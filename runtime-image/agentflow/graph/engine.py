@@ -1,0 +1,514 @@
+"""The compiled graph and its run loop.
+
+A run proceeds in steps, like Pregel: each step runs a set of nodes concurrently on the same
+state, merges their updates through the schema's reducers in a fixed order, asks the edges which
+nodes run next, and writes a checkpoint. The run ends when no node is left, or parks when a node
+calls :func:`interrupt`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import functools
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+
+from agentflow.checkpoint.base import Checkpoint, Checkpointer
+from agentflow.graph.context import GraphInterrupt, NodeContext, Publish, current_node
+from agentflow.graph.errors import (
+    GraphError,
+    GraphRecursionError,
+    InterruptPendingError,
+    InvalidUpdateError,
+    NodeError,
+    NothingToResumeError,
+    RoutingError,
+)
+from agentflow.graph.messages import add_messages, normalize_message
+from agentflow.graph.types import END, START, Interrupt, RunConfig, StreamChunk
+from agentflow.runtime.publisher import IteratorPublisher
+
+if TYPE_CHECKING:
+    from agentflow.graph.builder import Branch, Node, StateGraph
+
+DEFAULT_RECURSION_LIMIT = 25
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+"""Marks "no resume value given" (None is a legitimate resume value)."""
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of one run: the thread's values afterwards and what the run added."""
+
+    thread_id: str
+    run_id: str
+    values: dict[str, Any]
+    is_new_thread: bool
+    new_messages: list[dict[str, Any]] = field(default_factory=list)
+    interrupts: list[Interrupt] = field(default_factory=list)
+    next: list[str] = field(default_factory=list)
+    steps: int = 0
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one node produced in a step: an update, or a question that parks the run."""
+
+    update: dict[str, Any] | None = None
+    interrupt: Interrupt | None = None
+
+
+class CompiledGraph:
+    """A validated graph, ready to run any number of times concurrently."""
+
+    def __init__(
+        self, builder: StateGraph, checkpointer: Checkpointer | None, executor: Executor | None
+    ) -> None:
+        self.schema = builder.schema
+        self.nodes: dict[str, Node] = dict(builder.nodes)
+        self.edges: dict[str, list[str]] = {k: list(v) for k, v in builder.edges.items()}
+        self.branches: dict[str, Branch] = dict(builder.branches)
+        self.checkpointer = checkpointer
+        self.executor = executor
+        self.normalizes_messages = self.schema.channels["messages"].reducer is add_messages
+
+    # ------------------------------------------------------------------ public API
+
+    async def start_run(
+        self,
+        input: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        resume: Any = MISSING,
+        recursion_limit: int = DEFAULT_RECURSION_LIMIT,
+        metadata: dict[str, Any] | None = None,
+        thread_metadata: dict[str, Any] | None = None,
+        publish: Publish | None = None,
+    ) -> Run:
+        """Load the thread, check ``resume`` against it and apply ``input``: everything that can
+        go wrong because of the request happens here, before the first node runs. Then call
+        :meth:`Run.execute`.
+
+        ``input`` is applied through the reducers on new and existing threads alike. ``resume``
+        answers the thread's pending interrupt. ``publish`` receives every :class:`StreamChunk`
+        as it happens, on the event loop's thread, and must not block.
+        """
+        run = Run(
+            graph=self,
+            thread_id=thread_id or uuid.uuid4().hex,
+            run_id=run_id or uuid.uuid4().hex,
+            recursion_limit=recursion_limit,
+            metadata=metadata or {},
+            thread_metadata=thread_metadata,
+            publish=publish,
+        )
+        await run.prepare(input, resume)
+        return run
+
+    async def arun(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
+        """:meth:`start_run` and execute it; returns the full :class:`RunResult`."""
+        run = await self.start_run(input, **options)
+        return await run.execute()
+
+    def with_checkpointer(self, checkpointer: Checkpointer) -> CompiledGraph:
+        """A copy of this graph that keeps its threads in ``checkpointer``."""
+        graph = copy.copy(self)
+        graph.checkpointer = checkpointer
+        return graph
+
+    async def ainvoke(
+        self,
+        input: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        resume: Any = MISSING,
+    ) -> dict[str, Any]:
+        """Run to the end (or to an interrupt) and return the state values.
+
+        ``config`` may hold ``thread_id``, ``recursion_limit`` and ``metadata``. When the run
+        parks, the values include ``"__interrupt__"``: the pending questions.
+        """
+        result = await self.arun(input, resume=resume, **_run_options(config))
+        if result.interrupts:
+            return {**result.values, "__interrupt__": [i.to_dict() for i in result.interrupts]}
+        return result.values
+
+    def invoke(
+        self,
+        input: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        resume: Any = MISSING,
+    ) -> dict[str, Any]:
+        """Blocking :meth:`ainvoke`, for scripts (not callable from a running event loop)."""
+        return asyncio.run(self.ainvoke(input, config, resume=resume))
+
+    async def astream(
+        self,
+        input: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        resume: Any = MISSING,
+    ) -> AsyncIterator[StreamChunk]:
+        """Yield the run's :class:`StreamChunk` events as they happen.
+
+        Errors of the run are raised after the events that preceded them. Closing the iterator
+        early cancels the run; steps already checkpointed stay.
+        """
+        publisher = IteratorPublisher()
+        run = await self.start_run(input, resume=resume, publish=publisher, **_run_options(config))
+        task = asyncio.ensure_future(run.execute())
+        task.add_done_callback(lambda _: publisher.close())
+        try:
+            async for chunk in publisher:
+                yield chunk
+            await task  # re-raises the run's error, if any
+        finally:
+            task.cancel()
+
+    def stream(
+        self,
+        input: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        resume: Any = MISSING,
+    ) -> Iterator[StreamChunk]:
+        """Blocking :meth:`astream`, for scripts."""
+        loop = asyncio.new_event_loop()
+        chunks = self.astream(input, config, resume=resume)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(chunks.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(chunks.aclose())
+            loop.close()
+
+    def describe(self) -> dict[str, Any]:
+        """Nodes and edges, for ``GET /v1/graph`` and for drawing the graph."""
+        edges: list[dict[str, Any]] = [
+            {"source": source, "target": target, "conditional": False}
+            for source, targets in self.edges.items()
+            for target in targets
+        ]
+        for branch in self.branches.values():
+            targets = list(dict.fromkeys(branch.mapping.values())) if branch.mapping else [None]
+            edges += [{"source": branch.source, "target": t, "conditional": True} for t in targets]
+        return {
+            "nodes": [{"id": START}, *({"id": name} for name in self.nodes), {"id": END}],
+            "edges": edges,
+            "state_keys": self.schema.keys,
+        }
+
+    # ------------------------------------------------------------------ used by Run
+
+    async def successors(self, source: str, values: dict[str, Any]) -> list[str]:
+        targets = list(self.edges.get(source, ()))
+        branch = self.branches.get(source)
+        if branch is not None:
+            try:
+                result = branch.router(self.schema.view(values))
+                if branch.is_async:
+                    result = await result
+            except GraphError:
+                raise
+            except Exception as error:
+                raise NodeError(source, error, in_router=True) from error
+            for target in branch.targets(result):
+                if target != END and target not in self.nodes:
+                    raise RoutingError(
+                        f"the router after '{source}' returned {target!r}, which is not a node"
+                    )
+                targets.append(target)
+        return [t for t in targets if t != END]
+
+    def normalize_update(self, writer: str, update: Any) -> dict[str, Any]:
+        """Check an update is a dict and give its new messages ids, so that the ids the stream
+        reports are the ids stored."""
+        if update is None:
+            return {}
+        if not isinstance(update, Mapping):
+            raise InvalidUpdateError(
+                f"{writer} must be a dict of state updates (or None), not {type(update).__name__}"
+            )
+        update = dict(update)
+        if self.normalizes_messages and "messages" in update:
+            raw = update["messages"]
+            raw = raw if isinstance(raw, list) else [raw]
+            update["messages"] = [normalize_message(m, i) for i, m in enumerate(raw)]
+        return update
+
+
+def _run_options(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    config = dict(config or {})
+    options = {
+        "thread_id": config.pop("thread_id", None),
+        "recursion_limit": config.pop("recursion_limit", DEFAULT_RECURSION_LIMIT),
+        "metadata": config.pop("metadata", None),
+    }
+    if config:
+        raise TypeError(f"unknown config keys: {', '.join(config)} (known: {', '.join(options)})")
+    return options
+
+
+class Run:
+    """One execution of a graph on a thread: :meth:`CompiledGraph.start_run` prepares it, then
+    :meth:`execute` runs its steps."""
+
+    def __init__(
+        self,
+        graph: CompiledGraph,
+        thread_id: str,
+        run_id: str,
+        recursion_limit: int,
+        metadata: dict[str, Any],
+        thread_metadata: dict[str, Any] | None,
+        publish: Publish | None,
+    ) -> None:
+        self.graph = graph
+        self.schema = graph.schema
+        self.checkpointer = graph.checkpointer
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.recursion_limit = recursion_limit
+        self.metadata = metadata
+        self.thread_metadata = thread_metadata
+        self.publish = publish
+        self.new_messages: list[dict[str, Any]] = []
+        self.latest: Checkpoint | None = None
+        self.values: dict[str, Any] = {}
+        self.to_run: list[str] = []
+        self.resumes: dict[str, list[Any]] = {}
+        self.pending_writes: dict[str, dict[str, Any]] = {}
+
+    async def prepare(self, input: Mapping[str, Any] | None, resume: Any) -> None:
+        latest = await self.checkpointer.get(self.thread_id) if self.checkpointer else None
+        values = latest.values if latest else self.schema.initial_values()
+        if resume is not MISSING:
+            if latest is None or not latest.interrupts:
+                raise NothingToResumeError(
+                    f"thread '{self.thread_id}' has no pending interrupt, "
+                    "so there is nothing to resume"
+                )
+            self.resumes = _answer(latest, resume)
+            self.pending_writes = latest.pending_writes
+        elif latest is not None and latest.interrupts:
+            raise InterruptPendingError(
+                f"thread '{self.thread_id}' is waiting for an answer to "
+                f"{len(latest.interrupts)} interrupt(s); send 'resume' to continue it"
+            )
+        if input:
+            values = self.schema.apply(values, input, "the run's input")
+        if latest is not None and self.resumes:
+            self.to_run = list(latest.next)
+        else:
+            self.to_run = await self.graph.successors(START, values)
+        self.latest, self.values = latest, values
+
+    async def execute(self) -> RunResult:
+        latest, values, to_run = self.latest, self.values, self.to_run
+        resumes, pending_writes = self.resumes, self.pending_writes
+        sequence = latest.step if latest else -1
+        parent_id = latest.checkpoint_id if latest else None
+        steps = 0
+        while to_run:
+            if steps >= self.recursion_limit:
+                raise GraphRecursionError(
+                    f"the run reached its recursion limit of {self.recursion_limit} steps "
+                    f"without reaching END (next: {', '.join(to_run)}); raise recursion_limit "
+                    "if the graph is meant to loop this long"
+                )
+            steps += 1
+            sequence += 1
+            outcomes = await self._run_step(to_run, values, sequence, resumes, pending_writes)
+            interrupts = [o.interrupt for o in outcomes.values() if o.interrupt is not None]
+            if interrupts:
+                checkpoint = Checkpoint(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    step=sequence,
+                    values=values,
+                    next=to_run,
+                    interrupts=[i.to_dict() for i in interrupts],
+                    resumes={i.node: resumes.get(i.node, []) for i in interrupts},
+                    pending_writes={
+                        n: o.update for n, o in outcomes.items() if o.update is not None
+                    },
+                    nodes=to_run,
+                    parent_id=parent_id,
+                )
+                await self._save(checkpoint)
+                for item in interrupts:
+                    self._emit("interrupt", data=item.to_dict(), metadata={"node": item.node})
+                return self._result(latest, values, interrupts, to_run, steps)
+
+            for node in to_run:
+                update = outcomes[node].update or {}
+                values = self.schema.apply(values, update, f"node '{node}'")
+                self._emit(
+                    "updates", data={node: update}, metadata={"node": node, "step": sequence}
+                )
+                if self.graph.normalizes_messages:
+                    for message in update.get("messages", ()):
+                        self.new_messages.append(message)
+                        self._emit("message", message=message, metadata={"node": node})
+            ran, to_run = to_run, await self._next_nodes(to_run, values)
+            resumes, pending_writes = {}, {}
+            checkpoint = Checkpoint(
+                thread_id=self.thread_id,
+                run_id=self.run_id,
+                step=sequence,
+                values=values,
+                next=to_run,
+                nodes=ran,
+                parent_id=parent_id,
+            )
+            await self._save(checkpoint)
+            parent_id = checkpoint.checkpoint_id
+            self._emit("state", state=values, metadata={"step": sequence, "nodes": ran})
+        return self._result(latest, values, [], [], steps)
+
+    async def _next_nodes(self, ran: list[str], values: dict[str, Any]) -> list[str]:
+        following: dict[str, None] = {}
+        for node in ran:
+            following.update(dict.fromkeys(await self.graph.successors(node, values)))
+        return list(following)
+
+    async def _run_step(
+        self,
+        to_run: list[str],
+        values: dict[str, Any],
+        step: int,
+        resumes: dict[str, list[Any]],
+        pending_writes: dict[str, dict[str, Any]],
+    ) -> dict[str, _Outcome]:
+        outcomes = {n: _Outcome(update=pending_writes[n]) for n in to_run if n in pending_writes}
+        fresh = [n for n in to_run if n not in outcomes]
+        if len(fresh) == 1:  # the common case: no task to create
+            outcomes[fresh[0]] = await self._run_node(fresh[0], values, step, resumes)
+        elif fresh:
+            tasks = {
+                n: asyncio.ensure_future(self._run_node(n, values, step, resumes)) for n in fresh
+            }
+            try:
+                await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
+            finally:  # on a failure, or if this run is cancelled, stop the step's other nodes
+                for task in tasks.values():
+                    task.cancel()
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+            outcomes.update({n: t.result() for n, t in tasks.items()})  # raises the first failure
+        return outcomes
+
+    async def _run_node(
+        self, name: str, values: dict[str, Any], step: int, resumes: dict[str, list[Any]]
+    ) -> _Outcome:
+        node = self.graph.nodes[name]
+        config = RunConfig(
+            self.thread_id, self.run_id, name, step, self.recursion_limit, self.metadata
+        )
+        try:
+            view = self.schema.view(values)
+            args = (view, config) if node.wants_config else (view,)
+            if node.is_async:
+                context = NodeContext(config, self.publish, resumes.get(name, []))
+                token = current_node.set(context)
+                try:
+                    update = await node.fn(*args)
+                finally:
+                    current_node.reset(token)
+            else:
+                loop = asyncio.get_running_loop()
+                publish = (
+                    functools.partial(loop.call_soon_threadsafe, self.publish)
+                    if self.publish is not None
+                    else None
+                )
+                context = NodeContext(config, publish, resumes.get(name, []))
+                update = await loop.run_in_executor(
+                    self.graph.executor,
+                    contextvars.copy_context().run,
+                    _call_in_context,
+                    context,
+                    node.fn,
+                    args,
+                )
+            return _Outcome(
+                update=self.graph.normalize_update(f"the result of node '{name}'", update)
+            )
+        except GraphInterrupt as signal:
+            return _Outcome(interrupt=signal.interrupt)
+        except GraphError:
+            raise
+        except pydantic.ValidationError as error:
+            raise InvalidUpdateError(
+                f"the state does not match {self.schema.state_type.__name__} before node "
+                f"'{name}': {error}"
+            ) from error
+        except Exception as error:
+            raise NodeError(name, error) from error
+
+    async def _save(self, checkpoint: Checkpoint) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.put(checkpoint, self.thread_metadata)
+
+    def _emit(self, event: Any, **fields: Any) -> None:
+        if self.publish is not None:
+            self.publish(StreamChunk(event, self.thread_id, self.run_id, **fields))
+
+    def _result(
+        self,
+        latest: Checkpoint | None,
+        values: dict[str, Any],
+        interrupts: list[Interrupt],
+        next_nodes: list[str],
+        steps: int,
+    ) -> RunResult:
+        return RunResult(
+            thread_id=self.thread_id,
+            run_id=self.run_id,
+            values=values,
+            is_new_thread=latest is None,
+            new_messages=self.new_messages,
+            interrupts=interrupts,
+            next=next_nodes,
+            steps=steps,
+        )
+
+
+def _call_in_context(context: NodeContext, fn: Any, args: tuple[Any, ...]) -> Any:
+    """Runs on a pool thread, inside a copy of the caller's context."""
+    current_node.set(context)
+    return fn(*args)
+
+
+def _answer(latest: Checkpoint, resume: Any) -> dict[str, list[Any]]:
+    """Append the resume value(s) to the answers each interrupted node has been given so far."""
+    pending = latest.interrupts
+    if len(pending) == 1:
+        answers = {pending[0]["id"]: resume}
+    elif isinstance(resume, dict) and all(i["id"] in resume for i in pending):
+        answers = resume
+    else:
+        ids = ", ".join(i["id"] for i in pending)
+        raise InvalidUpdateError(
+            f"thread '{latest.thread_id}' has {len(pending)} pending interrupts; 'resume' must be "
+            f"an object mapping each interrupt id ({ids}) to its answer"
+        )
+    return {i["node"]: [*latest.resumes.get(i["node"], []), answers[i["id"]]] for i in pending}

@@ -1,0 +1,119 @@
+"""The FastAPI application: built once per process around one compiled graph."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from agentflow import __version__
+from agentflow.checkpoint import CheckpointerError, InMemoryCheckpointer
+from agentflow.graph.errors import GraphError
+from agentflow.runtime.errors import ErrorInfo, RuntimeAPIError, report
+from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
+from agentflow.runtime.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from agentflow.runtime.responses import JSONResponse, error_response
+from agentflow.runtime.routes import graph, health, threads
+from agentflow.runtime.service import GraphService
+from agentflow.runtime.settings import Settings, load_settings
+
+logger = logging.getLogger("agentflow.runtime")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The graph module is imported now, so a bad ``AGENTFLOW_GRAPH`` fails
+    here; a graph factory is called in the lifespan, where it may await."""
+    settings = settings or load_settings()
+    ref = find_graph_ref(settings)
+    target = import_target(ref)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync nodes run on the loop's default executor: make it ours, bounded and named.
+        pool = ThreadPoolExecutor(settings.thread_pool_size, thread_name_prefix="agentflow-node")
+        asyncio.get_running_loop().set_default_executor(pool)
+        compiled = await build_graph(ref, target)
+        checkpointer = compiled.checkpointer or InMemoryCheckpointer()
+        await checkpointer.setup()
+        service = GraphService(compiled, checkpointer, production=settings.is_production)
+        app.state.service = service
+        logger.info("serving graph %s with %s", ref, type(checkpointer).__name__)
+        try:
+            yield
+        finally:
+            await service.aclose()
+            await checkpointer.close()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="agentflow runtime",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # added last, so it runs first
+    _install_error_handlers(app, production=settings.is_production)
+    for module in (health, graph, threads):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory each Uvicorn worker process calls (``agentflow api --workers N``)."""
+    return create_app()
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def _install_error_handlers(app: FastAPI, *, production: bool) -> None:
+    async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        return error_response(request, _validation_info(error))
+
+    async def on_http_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, HTTPException)
+        code = _STATUS_CODES.get(error.status_code, "http_error")
+        return error_response(
+            request, ErrorInfo(error.status_code, code, str(error.detail)), error.headers
+        )
+
+    async def on_error(request: Request, error: Exception) -> JSONResponse:
+        return error_response(request, report(error, production=production))
+
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    for known in (RuntimeAPIError, GraphError, CheckpointerError):
+        app.add_exception_handler(known, on_error)
+    # Anything else is a bug: answered as a bare 500 (traceback logged, never sent).
+    app.add_exception_handler(Exception, on_error)
+
+
+def _validation_info(error: RequestValidationError) -> ErrorInfo:
+    problems: list[dict[str, Any]] = []
+    for item in error.errors():
+        if item.get("type") == "json_invalid":
+            ctx = item.get("ctx", {})
+            message = f"the request body is not valid JSON: {ctx.get('error', item['msg'])}"
+            return ErrorInfo(400, "invalid_json", message)
+        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        field = ".".join(location) or "body"
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        problems.append({"field": field, "message": message})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return ErrorInfo(422, "invalid_request", summary or "the request is invalid", problems)

@@ -1,0 +1,101 @@
+"""Errors of the runtime, and how every error the server can meet becomes an API error.
+
+An API error is ``{"error": {"code", "message", "details"?}, "metadata": {...}}`` with an HTTP
+status. ``code`` is stable for programs; ``message`` is a sentence for people. 5xx messages are
+replaced by a generic sentence in production, where exception text could leak internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from agentflow.checkpoint.base import CheckpointerError, StateNotSerializableError
+from agentflow.graph.errors import (
+    GraphRecursionError,
+    InterruptPendingError,
+    InvalidUpdateError,
+    NodeError,
+    NothingToResumeError,
+    RoutingError,
+)
+
+logger = logging.getLogger("agentflow.runtime")
+
+
+class RuntimeAPIError(Exception):
+    status = 500
+    code = "internal_error"
+
+
+class InvalidRequestError(RuntimeAPIError):
+    status, code = 422, "invalid_request"
+
+
+class ThreadBusyError(RuntimeAPIError):
+    status, code = 409, "thread_busy"
+
+
+class ThreadNotFoundError(RuntimeAPIError):
+    status, code = 404, "thread_not_found"
+
+
+class NoActiveRunError(RuntimeAPIError):
+    status, code = 404, "no_active_run"
+
+
+class RunStoppedError(RuntimeAPIError):
+    status, code = 409, "run_stopped"
+
+
+_ENGINE_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    InvalidUpdateError: (422, "invalid_input"),
+    InterruptPendingError: (409, "interrupt_pending"),
+    NothingToResumeError: (409, "nothing_to_resume"),
+    GraphRecursionError: (500, "recursion_limit_reached"),
+    NodeError: (500, "node_failed"),
+    RoutingError: (500, "routing_failed"),
+    StateNotSerializableError: (500, "state_not_serializable"),
+    CheckpointerError: (503, "checkpointer_unavailable"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    status: int
+    code: str
+    message: str
+    details: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
+
+def describe(error: BaseException, *, production: bool) -> ErrorInfo:
+    """The API error for an exception. Unknown exceptions are 500s that name nothing internal."""
+    if isinstance(error, RuntimeAPIError):
+        status, code = error.status, error.code
+    else:
+        status, code = next(
+            (known for kind, known in _ENGINE_ERRORS.items() if isinstance(error, kind)),
+            (500, "internal_error"),
+        )
+    if code == "internal_error":
+        return ErrorInfo(500, code, "the server met an unexpected error; see its log")
+    if status >= 500 and production:
+        where = f" in node '{error.node}'" if isinstance(error, NodeError) else ""
+        return ErrorInfo(status, code, f"the graph failed{where}; see the server log")
+    return ErrorInfo(status, code, str(error))
+
+
+def report(error: BaseException, *, production: bool) -> ErrorInfo:
+    """:func:`describe` the error, logging the traceback of server-side (5xx) failures: the
+    response never carries one, so the log must."""
+    info = describe(error, production=production)
+    if info.status >= 500:
+        logger.error("%s: %s", info.code, error, exc_info=error)
+    return info

@@ -1,0 +1,100 @@
+"""``/v1/graph``: run the graph (invoke, stream), describe it, stop a run."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse
+from starlette.responses import StreamingResponse
+
+from agentflow.graph import MISSING, RunResult
+from agentflow.runtime.errors import InvalidRequestError
+from agentflow.runtime.publisher import NDJSON_MEDIA_TYPE, encode_ndjson, encode_sse
+from agentflow.runtime.responses import JSONResponse, ok
+from agentflow.runtime.routes import Service
+from agentflow.runtime.schemas import RunBody, StopBody
+from agentflow.runtime.service import RunOptions
+
+router = APIRouter(prefix="/v1/graph", tags=["graph"])
+
+# Comment lines sent while a node is silent, so proxies with idle timeouts keep the stream.
+SSE_PING_INTERVAL_S = 15
+
+
+@router.post("/invoke")
+async def invoke(body: RunBody, request: Request, service: Service) -> JSONResponse:
+    result = await service.invoke(_options(body), uuid.uuid4().hex)
+    return ok(request, _present(result, body.response_granularity))
+
+
+@router.post("/stream", response_model=None)
+async def stream(
+    body: RunBody, request: Request, service: Service
+) -> EventSourceResponse | StreamingResponse:
+    """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk
+    JSON per line instead."""
+    chunks = await service.stream(
+        _options(body), uuid.uuid4().hex, cancel_on_disconnect=body.on_disconnect == "cancel"
+    )
+    if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
+        return StreamingResponse(
+            (encode_ndjson(chunk) async for chunk in chunks),
+            media_type=NDJSON_MEDIA_TYPE,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return EventSourceResponse(
+        (encode_sse(chunk) async for chunk in chunks), ping=SSE_PING_INTERVAL_S
+    )
+
+
+@router.get("")
+async def describe(request: Request, service: Service) -> JSONResponse:
+    return ok(request, service.graph.describe())
+
+
+@router.post("/stop")
+async def stop(body: StopBody, request: Request, service: Service) -> JSONResponse:
+    thread_id = body.thread_id or body.config.thread_id
+    if thread_id is None:
+        raise InvalidRequestError("stop needs a thread_id, at the top level or in config")
+    run_id = service.stop(thread_id)
+    return ok(request, {"thread_id": thread_id, "run_id": run_id, "stopped": True})
+
+
+def _options(body: RunBody) -> RunOptions:
+    run_input: dict[str, Any] = dict(body.initial_state or {})
+    if body.messages:
+        run_input["messages"] = body.messages
+    return RunOptions(
+        input=run_input,
+        thread_id=body.config.thread_id or uuid.uuid4().hex,
+        recursion_limit=body.recursion_limit,
+        resume=body.resume if "resume" in body.model_fields_set else MISSING,
+        metadata=dict(body.config.model_extra or {}),
+    )
+
+
+def _present(result: RunResult, granularity: str) -> dict[str, Any]:
+    values = result.values
+    if granularity == "full":
+        messages, state = values.get("messages", []), values
+    elif granularity == "partial":
+        messages = result.new_messages
+        state = {key: value for key, value in values.items() if key != "messages"}
+    else:
+        messages, state = result.new_messages, None
+    return {
+        "state": state,
+        "messages": messages,
+        "interrupts": [i.to_dict() for i in result.interrupts],
+        "next": result.next,
+        "meta": {
+            "thread_id": result.thread_id,
+            "run_id": result.run_id,
+            "is_new_thread": result.is_new_thread,
+            "status": "interrupted" if result.interrupts else "success",
+            "steps": result.steps,
+        },
+    }
