@@ -57,18 +57,17 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
             "worker that has never seen it. Run --workers 1 and scale with replicas, or "
             "compile the graph with a shared checkpointer."
         )
-    options = {
-        "host": host,
-        "port": port,
-        "log_config": log_config(settings.log_level),
-        "server_header": False,
-    }
-    if workers == 1:
-        uvicorn.run(create_app(settings), **options)
-    else:
-        uvicorn.run(
-            "agentflow.runtime.app:create_app_from_env", factory=True, workers=workers, **options
-        )
+    # One worker serves the app built here; several each build their own from the env.
+    app = create_app(settings) if workers == 1 else "agentflow.runtime.app:create_app_from_env"
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        factory=workers > 1,
+        log_config=log_config(settings.log_level),
+        server_header=False,
+    )
 
 
 def _has_shared_checkpointer(target: object) -> bool:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
-import functools
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -164,7 +163,7 @@ class CompiledGraph:
         config: Mapping[str, Any] | None = None,
         *,
         resume: Any = MISSING,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Yield the run's :class:`StreamChunk` events as they happen.
 
         Errors of the run are raised after the events that preceded them. Closing the iterator
@@ -248,12 +247,15 @@ class CompiledGraph:
             raise InvalidUpdateError(
                 f"{writer} must be a dict of state updates (or None), not {type(update).__name__}"
             )
-        update = dict(update)
-        if self.normalizes_messages and "messages" in update:
-            raw = update["messages"]
+        checked: dict[str, Any] = dict(update)
+        if self.normalizes_messages and "messages" in checked:
+            raw = checked["messages"]
             raw = raw if isinstance(raw, list) else [raw]
-            update["messages"] = [normalize_message(m, i) for i, m in enumerate(raw)]
-        return update
+            try:
+                checked["messages"] = [normalize_message(m, i) for i, m in enumerate(raw)]
+            except InvalidUpdateError as error:
+                raise InvalidUpdateError(f"{writer}: {error}") from error
+        return checked
 
 
 def _run_options(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -435,12 +437,7 @@ class Run:
                     current_node.reset(token)
             else:
                 loop = asyncio.get_running_loop()
-                publish = (
-                    functools.partial(loop.call_soon_threadsafe, self.publish)
-                    if self.publish is not None
-                    else None
-                )
-                context = NodeContext(config, publish, resumes.get(name, []))
+                context = NodeContext(config, self._threadsafe_publish(loop), resumes.get(name, []))
                 update = await loop.run_in_executor(
                     self.graph.executor,
                     contextvars.copy_context().run,
@@ -463,6 +460,17 @@ class Run:
             ) from error
         except Exception as error:
             raise NodeError(name, error) from error
+
+    def _threadsafe_publish(self, loop: asyncio.AbstractEventLoop) -> Publish | None:
+        """A publish callable for a node on a pool thread: it hands chunks to the loop."""
+        publish = self.publish
+        if publish is None:
+            return None
+
+        def hand_over(chunk: StreamChunk) -> None:
+            loop.call_soon_threadsafe(publish, chunk)
+
+        return hand_over
 
     async def _save(self, checkpoint: Checkpoint) -> None:
         if self.checkpointer is not None:

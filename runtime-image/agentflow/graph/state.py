@@ -98,12 +98,20 @@ class StateSchema:
                 )
             if channel.reducer is None:
                 merged[key] = value
-            elif key in merged:
-                merged[key] = channel.reducer(merged[key], value)
-            elif channel.empty is not None:
-                merged[key] = channel.reducer(channel.empty(), value)
-            else:
-                merged[key] = value
+                continue
+            try:
+                if key in merged:
+                    merged[key] = channel.reducer(merged[key], value)
+                elif channel.empty is not None:
+                    merged[key] = channel.reducer(channel.empty(), value)
+                else:
+                    merged[key] = value
+            except InvalidUpdateError as error:
+                raise InvalidUpdateError(f"{writer}: {error}") from error
+            except Exception as error:
+                raise InvalidUpdateError(
+                    f"{writer} wrote '{key}', whose reducer failed: {type(error).__name__}: {error}"
+                ) from error
         return merged
 
     def view(self, values: dict[str, Any]) -> Any:

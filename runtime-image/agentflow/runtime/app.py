@@ -108,8 +108,9 @@ def _validation_info(error: RequestValidationError) -> ErrorInfo:
     problems: list[dict[str, Any]] = []
     for item in error.errors():
         if item.get("type") == "json_invalid":
-            ctx = item.get("ctx", {})
-            message = f"the request body is not valid JSON: {ctx.get('error', item['msg'])}"
+            reason = item.get("ctx", {}).get("error", item["msg"])
+            position = item["loc"][-1] if isinstance(item["loc"][-1], int) else "?"
+            message = f"the request body is not valid JSON: {reason} at character {position}"
             return ErrorInfo(400, "invalid_json", message)
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ def ok(request: Request, data: Any, status_code: int = 200) -> JSONResponse:
 
 
 def error_response(
-    request: Request, info: ErrorInfo, headers: dict[str, str] | None = None
+    request: Request, info: ErrorInfo, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     body = {"error": info.to_dict(), "metadata": response_metadata(request_id(request))}
     return JSONResponse(body, status_code=info.status, headers=headers)

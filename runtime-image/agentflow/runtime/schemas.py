@@ -75,14 +75,13 @@ class StateBody(BaseModel):
 
 
 def envelope(data: Any, request_id: str) -> dict[str, Any]:
-    return {"data": data, "metadata": response_metadata(request_id)}
+    return {"data": data, "metadata": {**response_metadata(request_id), "message": "OK"}}
 
 
 def response_metadata(request_id: str) -> dict[str, Any]:
     return {
         "request_id": request_id,
         "timestamp": datetime.fromtimestamp(time.time(), UTC).isoformat(),
-        "message": "OK",
     }
 
 

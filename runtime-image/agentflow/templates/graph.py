@@ -8,6 +8,7 @@ Serve it with ``agentflow api`` and try:
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from agentflow.graph import END, START, MessagesState, StateGraph, emit, message_text
 
@@ -18,14 +19,14 @@ def route(state: MessagesState) -> str:
     return "clock" if "time" in question else "answer"
 
 
-def clock(state: MessagesState) -> dict:
+def clock(state: MessagesState) -> dict[str, Any]:
     """A sync tool: it may block (here it sleeps); it runs in the server's thread pool."""
     time.sleep(0.05)
     now = datetime.now(UTC).strftime("%H:%M UTC")
     return {"messages": [{"role": "tool", "content": f"The time is {now}."}]}
 
 
-async def answer(state: MessagesState) -> dict:
+async def answer(state: MessagesState) -> dict[str, Any]:
     """An async node that streams its answer token by token as custom events."""
     last = message_text(state["messages"][-1])
     words = f"You said: {last}".split()

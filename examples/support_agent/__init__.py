@@ -1,0 +1,1 @@
+"""A deterministic customer-support agent: the graph the README serves."""

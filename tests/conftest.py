@@ -1,0 +1,86 @@
+"""Shared fixtures: real server processes on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 30
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def agentflow_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agentflow", *args]
+
+
+def start_server(
+    log_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (), cwd: Path = ROOT
+) -> Server:
+    """Start ``agentflow api`` on a free loopback port and wait until /healthz answers."""
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            agentflow_command("api", "--host", "127.0.0.1", "--port", str(port), *args),
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"the server did not answer within {STARTUP_TIMEOUT_S}s:\n{server.log()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server of tests/graphs/versatile.py for the whole session."""
+    running = start_server(
+        tmp_path_factory.mktemp("server"), {"AGENTFLOW_GRAPH": "tests.graphs.versatile:app"}
+    )
+    yield running
+    running.stop()

@@ -1,0 +1,153 @@
+"""Many runs at once: the event loop stays free, a thread runs one run at a time, runs can be
+stopped, and a client that leaves a stream leaves nothing running behind."""
+
+import asyncio
+import json
+import time
+import uuid
+
+import httpx
+from httpx_sse import aconnect_sse
+
+
+def new_thread() -> str:
+    return f"c-{uuid.uuid4().hex[:12]}"
+
+
+async def wait_until(predicate, within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def thread_exists(client: httpx.AsyncClient, thread: str) -> bool:
+    return (await client.get(f"/v1/threads/{thread}/state")).status_code == 200
+
+
+async def test_healthz_answers_at_once_while_20_runs_block_in_sync_nodes(server):
+    """20 runs each sit in time.sleep(1) in a sync node. Were sync nodes run on the event loop,
+    /healthz would wait for them (seconds); run in the pool, it answers in milliseconds. The
+    bound below is loose on purpose (a busy CI machine), yet far under one blocked second."""
+    limits = httpx.Limits(max_connections=40)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
+        started = time.monotonic()
+        runs = [
+            asyncio.ensure_future(
+                client.post("/v1/graph/invoke", json={"initial_state": {"sleep_s": 1.0}})
+            )
+            for _ in range(20)
+        ]
+        await asyncio.sleep(0.3)  # the runs are now sleeping in the pool
+        latencies = []
+        for _ in range(5):
+            before = time.monotonic()
+            assert (await client.get("/healthz")).status_code == 200
+            latencies.append(time.monotonic() - before)
+        assert not any(run.done() for run in runs), "the probes must overlap the runs"
+        responses = await asyncio.gather(*runs)
+        elapsed = time.monotonic() - started
+    assert [r.status_code for r in responses] == [200] * 20
+    assert max(latencies) < 0.25, latencies
+    assert elapsed < 5, "the 20 sleeps must run concurrently, not one after another"
+
+
+async def test_a_second_run_on_a_busy_thread_gets_409(client):
+    thread = new_thread()
+    slow = asyncio.ensure_future(
+        client.post(
+            "/v1/graph/invoke",
+            json={"initial_state": {"sleep_s": 0.5}, "config": {"thread_id": thread}},
+        )
+    )
+    await asyncio.sleep(0.2)
+    busy = await client.post("/v1/graph/invoke", json={"config": {"thread_id": thread}})
+    assert busy.status_code == 409
+    assert busy.json()["error"]["code"] == "thread_busy"
+    assert thread in busy.json()["error"]["message"]
+    assert (await slow).status_code == 200
+    again = await client.post("/v1/graph/invoke", json={"config": {"thread_id": thread}})
+    assert again.status_code == 200  # the slot is free once the first run ended
+
+
+async def test_stop_cancels_a_running_invoke(client):
+    thread = new_thread()
+    body = {
+        "initial_state": {"events": 200, "async_sleep_s": 0.05},
+        "config": {"thread_id": thread},
+    }
+    running = asyncio.ensure_future(client.post("/v1/graph/invoke", json=body))
+    await asyncio.sleep(0.3)
+    stopped = await client.post("/v1/graph/stop", json={"thread_id": thread})
+    assert stopped.status_code == 200
+    assert stopped.json()["data"]["stopped"] is True
+    response = await asyncio.wait_for(running, 5)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "run_stopped"
+    assert stopped.json()["data"]["run_id"] in response.json()["error"]["message"]
+    # The step before the stop was checkpointed; the stopped step was not.
+    values = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
+    assert values["count"] == 1 and len(values["messages"]) == 0
+    nothing = await client.post("/v1/graph/stop", json={"config": {"thread_id": thread}})
+    assert nothing.status_code == 404 and nothing.json()["error"]["code"] == "no_active_run"
+
+
+async def test_stop_ends_a_stream_with_an_error_event(client):
+    thread = new_thread()
+    body = {
+        "initial_state": {"events": 200, "async_sleep_s": 0.05},
+        "config": {"thread_id": thread},
+    }
+    events = []
+    async with aconnect_sse(client, "POST", "/v1/graph/stream", json=body) as source:
+        async for event in source.aiter_sse():
+            events.append((event.event, json.loads(event.data)))
+            if event.event == "custom" and event.data and len(events) == 4:
+                await client.post("/v1/graph/stop", json={"thread_id": thread})
+    assert [name for name, _ in events[-2:]] == ["error", "end"]
+    assert events[-2][1]["data"]["code"] == "run_stopped"
+
+
+async def test_a_client_leaving_a_stream_cancels_its_run_and_frees_the_thread(client):
+    thread = new_thread()
+    body = {
+        "initial_state": {"events": 100, "async_sleep_s": 0.05},
+        "config": {"thread_id": thread},
+    }
+    async with aconnect_sse(client, "POST", "/v1/graph/stream", json=body) as source:
+        async for event in source.aiter_sse():
+            if event.event == "custom":
+                break  # leave mid-stream
+    await wait_until(lambda: thread_exists(client, thread))
+
+    async def is_free() -> bool:
+        probe = await client.post("/v1/graph/stop", json={"thread_id": thread})
+        return probe.status_code == 404
+
+    await wait_until(is_free)
+    await asyncio.sleep(0.5)  # had the run gone on, talk would have added its message by now
+    values = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
+    assert values["count"] == 1 and values["messages"] == []
+
+
+async def test_on_disconnect_continue_lets_the_run_finish(client):
+    thread = new_thread()
+    body = {
+        "initial_state": {"events": 10, "async_sleep_s": 0.02},
+        "config": {"thread_id": thread},
+        "on_disconnect": "continue",
+    }
+    async with aconnect_sse(client, "POST", "/v1/graph/stream", json=body) as source:
+        async for event in source.aiter_sse():
+            if event.event == "custom":
+                break
+
+    async def answered() -> bool:
+        response = await client.get(f"/v1/threads/{thread}/state")
+        return (
+            response.status_code == 200 and len(response.json()["data"]["values"]["messages"]) == 1
+        )
+
+    await wait_until(answered)
