@@ -299,6 +299,7 @@ class Run:
         self.to_run: list[str] = []
         self.resumes: dict[str, list[Any]] = {}
         self.pending_writes: dict[str, dict[str, Any]] = {}
+        self.parent_id: str | None = None
 
     async def prepare(self, input: Mapping[str, Any] | None, resume: Any) -> None:
         latest = await self.checkpointer.get(self.thread_id) if self.checkpointer else None
@@ -323,12 +324,13 @@ class Run:
         else:
             self.to_run = await self.graph.successors(START, values)
         self.latest, self.values = latest, values
+        self.parent_id = latest.checkpoint_id if latest else None
 
     async def execute(self) -> RunResult:
-        latest, values, to_run = self.latest, self.values, self.to_run
+        """Run steps until no node is left (or a node interrupts), checkpointing each step."""
+        values, to_run = self.values, self.to_run
         resumes, pending_writes = self.resumes, self.pending_writes
-        sequence = latest.step if latest else -1
-        parent_id = latest.checkpoint_id if latest else None
+        sequence = self.latest.step if self.latest else -1
         steps = 0
         while to_run:
             if steps >= self.recursion_limit:
@@ -342,50 +344,57 @@ class Run:
             outcomes = await self._run_step(to_run, values, sequence, resumes, pending_writes)
             interrupts = [o.interrupt for o in outcomes.values() if o.interrupt is not None]
             if interrupts:
-                checkpoint = Checkpoint(
-                    thread_id=self.thread_id,
-                    run_id=self.run_id,
-                    step=sequence,
-                    values=values,
-                    next=to_run,
-                    interrupts=[i.to_dict() for i in interrupts],
-                    resumes={i.node: resumes.get(i.node, []) for i in interrupts},
-                    pending_writes={
-                        n: o.update for n, o in outcomes.items() if o.update is not None
-                    },
-                    nodes=to_run,
-                    parent_id=parent_id,
-                )
-                await self._save(checkpoint)
-                for item in interrupts:
-                    self._emit("interrupt", data=item.to_dict(), metadata={"node": item.node})
-                return self._result(latest, values, interrupts, to_run, steps)
-
-            for node in to_run:
-                update = outcomes[node].update or {}
-                values = self.schema.apply(values, update, f"node '{node}'")
-                self._emit(
-                    "updates", data={node: update}, metadata={"node": node, "step": sequence}
-                )
-                if self.graph.normalizes_messages:
-                    for message in update.get("messages", ()):
-                        self.new_messages.append(message)
-                        self._emit("message", message=message, metadata={"node": node})
+                await self._park(sequence, values, to_run, outcomes, interrupts, resumes)
+                return self._result(values, interrupts, to_run, steps)
+            values = self._merge(sequence, values, to_run, outcomes)
             ran, to_run = to_run, await self._next_nodes(to_run, values)
+            await self._save(
+                Checkpoint(self.thread_id, self.run_id, sequence, values, next=to_run, nodes=ran)
+            )
+            self._emit("state", state=values, metadata={"step": sequence, "nodes": ran})
             resumes, pending_writes = {}, {}
-            checkpoint = Checkpoint(
+        return self._result(values, [], [], steps)
+
+    def _merge(
+        self, step: int, values: dict[str, Any], ran: list[str], outcomes: dict[str, _Outcome]
+    ) -> dict[str, Any]:
+        """Apply the step's updates in the order the nodes were scheduled."""
+        for node in ran:
+            update = outcomes[node].update or {}
+            values = self.schema.apply(values, update, f"node '{node}'")
+            self._emit("updates", data={node: update}, metadata={"node": node, "step": step})
+            if self.graph.normalizes_messages:
+                for message in update.get("messages", ()):
+                    self.new_messages.append(message)
+                    self._emit("message", message=message, metadata={"node": node})
+        return values
+
+    async def _park(
+        self,
+        step: int,
+        values: dict[str, Any],
+        to_run: list[str],
+        outcomes: dict[str, _Outcome],
+        interrupts: list[Interrupt],
+        resumes: dict[str, list[Any]],
+    ) -> None:
+        """Checkpoint an interrupted step: the state before it, its questions, the answers
+        given so far, and the updates of its nodes that did finish (not run again on resume)."""
+        await self._save(
+            Checkpoint(
                 thread_id=self.thread_id,
                 run_id=self.run_id,
-                step=sequence,
+                step=step,
                 values=values,
                 next=to_run,
-                nodes=ran,
-                parent_id=parent_id,
+                interrupts=[i.to_dict() for i in interrupts],
+                resumes={i.node: resumes.get(i.node, []) for i in interrupts},
+                pending_writes={n: o.update for n, o in outcomes.items() if o.update is not None},
+                nodes=to_run,
             )
-            await self._save(checkpoint)
-            parent_id = checkpoint.checkpoint_id
-            self._emit("state", state=values, metadata={"step": sequence, "nodes": ran})
-        return self._result(latest, values, [], [], steps)
+        )
+        for item in interrupts:
+            self._emit("interrupt", data=item.to_dict(), metadata={"node": item.node})
 
     async def _next_nodes(self, ran: list[str], values: dict[str, Any]) -> list[str]:
         following: dict[str, None] = {}
@@ -473,8 +482,11 @@ class Run:
         return hand_over
 
     async def _save(self, checkpoint: Checkpoint) -> None:
+        """Store a checkpoint, chained to the one before it."""
+        checkpoint.parent_id = self.parent_id
         if self.checkpointer is not None:
             await self.checkpointer.put(checkpoint, self.thread_metadata)
+        self.parent_id = checkpoint.checkpoint_id
 
     def _emit(self, event: Any, **fields: Any) -> None:
         if self.publish is not None:
@@ -482,7 +494,6 @@ class Run:
 
     def _result(
         self,
-        latest: Checkpoint | None,
         values: dict[str, Any],
         interrupts: list[Interrupt],
         next_nodes: list[str],
@@ -492,7 +503,7 @@ class Run:
             thread_id=self.thread_id,
             run_id=self.run_id,
             values=values,
-            is_new_thread=latest is None,
+            is_new_thread=self.latest is None,
             new_messages=self.new_messages,
             interrupts=interrupts,
             next=next_nodes,
