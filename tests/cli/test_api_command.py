@@ -109,3 +109,17 @@ def test_init_writes_a_project_that_serves(tmp_path):
         assert roles == ["tool", "assistant"]
     finally:
         server.stop()
+
+
+def test_the_body_limit_is_configurable(tmp_path):
+    server = start_server(
+        tmp_path,
+        {"AGENTFLOW_GRAPH": "tests.graphs.versatile:app", "AGENTFLOW_MAX_BODY_BYTES": "200"},
+    )
+    try:
+        small = httpx.post(f"{server.url}/v1/graph/invoke", json={"messages": ["hi"]})
+        big = httpx.post(f"{server.url}/v1/graph/invoke", json={"messages": ["x" * 300]})
+        assert small.status_code == 200
+        assert big.status_code == 413 and "limit of 200 bytes" in big.json()["error"]["message"]
+    finally:
+        server.stop()
