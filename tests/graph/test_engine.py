@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypedDict
 
 import pydantic
 import pytest
+
 from agentflow.checkpoint import InMemoryCheckpointer, StateNotSerializableError
 from agentflow.graph import (
     END,

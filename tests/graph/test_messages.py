@@ -1,4 +1,5 @@
 import pytest
+
 from agentflow.graph import InvalidUpdateError, add_messages, message_text
 
 

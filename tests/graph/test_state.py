@@ -3,6 +3,7 @@ from typing import Annotated, TypedDict
 
 import pydantic
 import pytest
+
 from agentflow.graph import InvalidUpdateError, add_messages
 from agentflow.graph.state import StateSchema
 

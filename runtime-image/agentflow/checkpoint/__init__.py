@@ -4,8 +4,11 @@ from agentflow.checkpoint.base import (
     Checkpoint,
     Checkpointer,
     CheckpointerError,
+    ConcurrentUpdateError,
     StateNotSerializableError,
     ThreadInfo,
+    ThreadLease,
+    ThreadLockedError,
 )
 from agentflow.checkpoint.memory import InMemoryCheckpointer
 
@@ -13,7 +16,10 @@ __all__ = [
     "Checkpoint",
     "Checkpointer",
     "CheckpointerError",
+    "ConcurrentUpdateError",
     "InMemoryCheckpointer",
     "StateNotSerializableError",
     "ThreadInfo",
+    "ThreadLease",
+    "ThreadLockedError",
 ]

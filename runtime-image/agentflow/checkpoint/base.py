@@ -23,6 +23,34 @@ class StateNotSerializableError(Exception):
     """A state value cannot be stored as JSON, so the step could not be checkpointed."""
 
 
+class ConcurrentUpdateError(Exception):
+    """Another writer stored a checkpoint of this thread first: this one would have lost it."""
+
+
+class ThreadLockedError(Exception):
+    """Another run (or state change) holds the thread."""
+
+    def __init__(self, thread_id: str, holder: str) -> None:
+        self.thread_id = thread_id
+        self.holder = holder
+        super().__init__(
+            f"thread '{thread_id}' is busy with {holder}; wait for it to finish or stop it, "
+            "then retry"
+        )
+
+
+class ThreadLease(ABC):
+    """A held thread lock. Keep it for the whole run; :meth:`release` it when done."""
+
+    def __init__(self, thread_id: str, holder: str) -> None:
+        self.thread_id = thread_id
+        self.holder = holder
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Give the thread back (a no-op once released)."""
+
+
 @dataclass(slots=True)
 class Checkpoint:
     """A thread's state after one step of a run.
@@ -91,7 +119,12 @@ class Checkpointer(ABC):
     async def put(
         self, checkpoint: Checkpoint, thread_metadata: dict[str, Any] | None = None
     ) -> None:
-        """Store a checkpoint atomically, creating the thread (with ``thread_metadata``) if new."""
+        """Store a checkpoint atomically, creating the thread (with ``thread_metadata``) if new.
+
+        ``checkpoint.step`` must be the latest step plus one (0 for a new thread): if another
+        writer got there first, raise :class:`ConcurrentUpdateError` and store nothing, so no
+        update is ever silently lost.
+        """
 
     @abstractmethod
     async def history(self, thread_id: str, limit: int = 20) -> list[Checkpoint]:
@@ -110,3 +143,15 @@ class Checkpointer(ABC):
     @abstractmethod
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete a thread and all its checkpoints; False if it did not exist."""
+
+    @abstractmethod
+    async def lock_thread(self, thread_id: str, holder: str) -> ThreadLease:
+        """Take the thread for one run or state change, for every process sharing this store.
+
+        Raise :class:`ThreadLockedError` at once if another holder has it. A holder whose
+        process dies must not keep the thread for more than the lease time.
+        """
+
+    @abstractmethod
+    async def thread_holder(self, thread_id: str) -> str | None:
+        """Who holds the thread now (as given to :meth:`lock_thread`), or None."""

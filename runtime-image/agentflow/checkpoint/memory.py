@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agentflow.checkpoint.base import Checkpoint, Checkpointer, ThreadInfo
+from agentflow.checkpoint.base import (
+    Checkpoint,
+    Checkpointer,
+    ConcurrentUpdateError,
+    ThreadInfo,
+    ThreadLease,
+    ThreadLockedError,
+)
 
 
 class InMemoryCheckpointer(Checkpointer):
@@ -20,6 +27,8 @@ class InMemoryCheckpointer(Checkpointer):
         self.max_history = max_history
         self._checkpoints: dict[str, list[bytes]] = {}
         self._threads: dict[str, ThreadInfo] = {}
+        self._latest_step: dict[str, int] = {}
+        self._holders: dict[str, str] = {}
 
     async def get(self, thread_id: str) -> Checkpoint | None:
         stored = self._checkpoints.get(thread_id)
@@ -29,6 +38,13 @@ class InMemoryCheckpointer(Checkpointer):
         self, checkpoint: Checkpoint, thread_metadata: dict[str, Any] | None = None
     ) -> None:
         raw = checkpoint.to_json()
+        expected = self._latest_step.get(checkpoint.thread_id, -1) + 1
+        if checkpoint.step != expected:
+            raise ConcurrentUpdateError(
+                f"thread '{checkpoint.thread_id}' moved on: step {checkpoint.step} was written "
+                f"on top of step {expected - 1}"
+            )
+        self._latest_step[checkpoint.thread_id] = checkpoint.step
         now = time.time()
         thread = self._threads.get(checkpoint.thread_id)
         if thread is None:
@@ -62,4 +78,25 @@ class InMemoryCheckpointer(Checkpointer):
 
     async def delete_thread(self, thread_id: str) -> bool:
         self._checkpoints.pop(thread_id, None)
+        self._latest_step.pop(thread_id, None)
         return self._threads.pop(thread_id, None) is not None
+
+    async def lock_thread(self, thread_id: str, holder: str) -> ThreadLease:
+        current = self._holders.get(thread_id)
+        if current is not None:
+            raise ThreadLockedError(thread_id, current)
+        self._holders[thread_id] = holder
+        return _MemoryLease(self, thread_id, holder)
+
+    async def thread_holder(self, thread_id: str) -> str | None:
+        return self._holders.get(thread_id)
+
+
+class _MemoryLease(ThreadLease):
+    def __init__(self, store: InMemoryCheckpointer, thread_id: str, holder: str) -> None:
+        super().__init__(thread_id, holder)
+        self._store = store
+
+    async def release(self) -> None:
+        if self._store._holders.get(self.thread_id) == self.holder:
+            del self._store._holders[self.thread_id]
