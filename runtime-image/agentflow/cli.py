@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from importlib import resources
 from pathlib import Path
 
 import click
 
-from agentflow.checkpoint import InMemoryCheckpointer
+from agentflow.checkpoint import Checkpointer, CheckpointerError, InMemoryCheckpointer
 from agentflow.graph import CompiledGraph
 
 
@@ -39,6 +40,7 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
     import uvicorn
 
     from agentflow.runtime.app import create_app
+    from agentflow.runtime.backends import build_checkpointer, graph_id_of
     from agentflow.runtime.loader import GraphLoadError, find_graph_ref, import_target
     from agentflow.runtime.logs import log_config
     from agentflow.runtime.settings import SettingsError, load_settings
@@ -47,15 +49,25 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
         os.environ["GRAPH_PATH"] = str(config_path)  # inherited by worker processes
     try:
         settings = load_settings()
-        target = import_target(find_graph_ref(settings))
-    except (SettingsError, GraphLoadError) as error:
+        ref = find_graph_ref(settings)
+        target = import_target(ref)
+        own = target.checkpointer if isinstance(target, CompiledGraph) else None
+        if own is None and settings.checkpointer == "postgres":
+            # Reach Postgres and migrate once, before any worker starts, to fail in one line.
+            asyncio.run(_preflight(build_checkpointer(settings, graph_id_of(settings, ref))))
+    except (SettingsError, GraphLoadError, CheckpointerError) as error:
         raise click.ClickException(str(error)) from None
-    if workers > 1 and not _has_shared_checkpointer(target):
+    shared = (
+        settings.checkpointer == "postgres"
+        if own is None
+        else not isinstance(own, InMemoryCheckpointer)
+    )
+    if workers > 1 and not shared:
         raise click.ClickException(
             f"--workers {workers} needs a checkpointer shared between processes: the in-memory "
             "one keeps threads inside one process, so a thread's next request could reach a "
-            "worker that has never seen it. Run --workers 1 and scale with replicas, or "
-            "compile the graph with a shared checkpointer."
+            "worker that has never seen it. Set CHECKPOINTER=postgres with DATABASE_URL (and "
+            "REDIS_URL), or run --workers 1 and scale with replicas."
         )
     # One worker serves the app built here; several each build their own from the env.
     app = create_app(settings) if workers == 1 else "agentflow.runtime.app:create_app_from_env"
@@ -70,9 +82,9 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
     )
 
 
-def _has_shared_checkpointer(target: object) -> bool:
-    checkpointer = target.checkpointer if isinstance(target, CompiledGraph) else None
-    return checkpointer is not None and not isinstance(checkpointer, InMemoryCheckpointer)
+async def _preflight(checkpointer: Checkpointer) -> None:
+    await checkpointer.setup()
+    await checkpointer.close()
 
 
 STARTER_FILES = {"graph.py": "graph.py", "agentflow.json": "agentflow.json"}

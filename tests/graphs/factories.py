@@ -24,3 +24,12 @@ def make_nothing():
 
 uncompiled = _builder()
 not_a_graph = "just a string"
+
+
+def _own_checkpointer():
+    from agentflow.checkpoint import InMemoryCheckpointer
+
+    return InMemoryCheckpointer()
+
+
+with_own_checkpointer = _builder().compile(checkpointer=_own_checkpointer())

@@ -62,11 +62,12 @@ async def test_sse_wire_format_is_event_and_data_lines_per_event(client):
     async with client.stream("POST", "/v1/graph/stream", json=body) as response:
         raw = (await response.aread()).decode()
     blocks = [b for b in raw.replace("\r\n", "\n").split("\n\n") if b.strip()]
-    for block in blocks:
+    for index, block in enumerate(blocks):
         lines = block.split("\n")
-        assert lines[0].startswith("event: ") and lines[1].startswith("data: ")
-        assert len(lines) == 2
-    assert blocks[-1].startswith("event: end")
+        assert len(lines) == 3
+        assert lines[0] == f"id: {index}"  # the chunk's position in the run, to rejoin after
+        assert lines[1].startswith("event: ") and lines[2].startswith("data: ")
+    assert blocks[-1].split("\n")[1] == "event: end"
 
 
 async def test_events_arrive_as_they_happen_not_buffered(client):

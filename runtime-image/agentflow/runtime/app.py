@@ -15,8 +15,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from agentflow import __version__
-from agentflow.checkpoint import CheckpointerError, InMemoryCheckpointer
+from agentflow.checkpoint import CheckpointerError
+from agentflow.checkpoint.base import ConcurrentUpdateError, ThreadLockedError
 from agentflow.graph.errors import GraphError
+from agentflow.runtime.backends import build_broker, build_checkpointer, graph_id_of
+from agentflow.runtime.broker import BrokerUnavailableError, RunNotFoundError
 from agentflow.runtime.errors import ErrorInfo, RuntimeAPIError, report
 from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
 from agentflow.runtime.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -41,11 +44,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = ThreadPoolExecutor(settings.thread_pool_size, thread_name_prefix="agentflow-node")
         asyncio.get_running_loop().set_default_executor(pool)
         compiled = await build_graph(ref, target)
-        checkpointer = compiled.checkpointer or InMemoryCheckpointer()
+        graph_id = graph_id_of(settings, ref)
+        checkpointer = compiled.checkpointer or build_checkpointer(settings, graph_id)
         await checkpointer.setup()
-        service = GraphService(compiled, checkpointer, production=settings.is_production)
+        broker = build_broker(settings, graph_id, checkpointer)
+        service = GraphService(
+            compiled,
+            checkpointer,
+            broker,
+            production=settings.is_production,
+            enqueue_timeout_s=settings.enqueue_timeout_s,
+        )
+        await service.start()
         app.state.service = service
-        logger.info("serving graph %s with %s", ref, type(checkpointer).__name__)
+        logger.info(
+            "serving graph %s (id %s) with %s and %s",
+            ref,
+            graph_id,
+            type(checkpointer).__name__,
+            type(broker).__name__,
+        )
         try:
             yield
         finally:
@@ -98,7 +116,16 @@ def _install_error_handlers(app: FastAPI, *, production: bool) -> None:
 
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
-    for known in (RuntimeAPIError, GraphError, CheckpointerError):
+    known_errors = (
+        RuntimeAPIError,
+        GraphError,
+        CheckpointerError,
+        ThreadLockedError,
+        ConcurrentUpdateError,
+        RunNotFoundError,
+        BrokerUnavailableError,
+    )
+    for known in known_errors:
         app.add_exception_handler(known, on_error)
     # Anything else is a bug: answered as a bare 500 (traceback logged, never sent).
     app.add_exception_handler(Exception, on_error)

@@ -11,8 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from agentflow.checkpoint.base import CheckpointerError, StateNotSerializableError
+from agentflow.checkpoint.base import (
+    CheckpointerError,
+    ConcurrentUpdateError,
+    StateNotSerializableError,
+    ThreadLockedError,
+)
 from agentflow.graph.errors import (
+    GraphError,
     GraphRecursionError,
     InterruptPendingError,
     InvalidUpdateError,
@@ -20,6 +26,7 @@ from agentflow.graph.errors import (
     NothingToResumeError,
     RoutingError,
 )
+from agentflow.runtime.broker import BrokerUnavailableError, RunNotFoundError
 
 logger = logging.getLogger("agentflow.runtime")
 
@@ -31,10 +38,6 @@ class RuntimeAPIError(Exception):
 
 class InvalidRequestError(RuntimeAPIError):
     status, code = 422, "invalid_request"
-
-
-class ThreadBusyError(RuntimeAPIError):
-    status, code = 409, "thread_busy"
 
 
 class ThreadNotFoundError(RuntimeAPIError):
@@ -58,6 +61,10 @@ _ENGINE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     RoutingError: (500, "routing_failed"),
     StateNotSerializableError: (500, "state_not_serializable"),
     CheckpointerError: (503, "checkpointer_unavailable"),
+    ThreadLockedError: (409, "thread_busy"),
+    ConcurrentUpdateError: (409, "concurrent_update"),
+    RunNotFoundError: (404, "run_not_found"),
+    BrokerUnavailableError: (503, "broker_unavailable"),
 }
 
 
@@ -93,9 +100,13 @@ def describe(error: BaseException, *, production: bool) -> ErrorInfo:
 
 
 def report(error: BaseException, *, production: bool) -> ErrorInfo:
-    """:func:`describe` the error, logging the traceback of server-side (5xx) failures: the
-    response never carries one, so the log must."""
+    """:func:`describe` the error for a response, and log it: a 500 with its traceback (a bug
+    or a broken dependency of ours; the response never carries one), a 503 as one warning line
+    (a backing service is down: an operational condition, not a bug). Failures of a graph's
+    run are logged by the service with the run's ids, so they are not logged twice here."""
     info = describe(error, production=production)
-    if info.status >= 500:
+    if info.status == 503:
+        logger.warning("%s: %s", info.code, error)
+    elif info.status >= 500 and not isinstance(error, GraphError):
         logger.error("%s: %s", info.code, error, exc_info=error)
     return info

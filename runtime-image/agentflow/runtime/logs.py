@@ -14,4 +14,7 @@ def log_config(level: str) -> dict[str, Any]:
     config["loggers"]["agentflow"] = {"handlers": ["default"], "level": level, "propagate": False}
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         config["loggers"][name]["level"] = level
+    # asyncpg's pool logs a traceback each time it fails to reconnect while Postgres is down;
+    # our own 503 warnings already say so, once per request, in one line.
+    config["loggers"]["asyncpg"] = {"handlers": ["default"], "level": "ERROR", "propagate": False}
     return config

@@ -56,10 +56,20 @@ class IteratorPublisher:
             yield chunk
 
 
-def encode_sse(chunk: StreamChunk) -> bytes:
-    """One Server-Sent Event: ``event: <type>``, ``data: <StreamChunk JSON>``, blank line.
-    JSON never contains a raw newline, so one ``data:`` line always suffices."""
-    return b"event: " + chunk.event.encode() + b"\ndata: " + orjson.dumps(chunk.to_dict()) + b"\n\n"
+def encode_sse(chunk: StreamChunk, index: int) -> bytes:
+    """One Server-Sent Event: ``id: <index>``, ``event: <type>``, ``data: <StreamChunk JSON>``,
+    blank line. The id is the chunk's position in the run, so a client that lost the stream can
+    join it again after the last id it saw. JSON never contains a raw newline, so one
+    ``data:`` line always suffices."""
+    return b"".join(
+        (
+            b"id: %d\nevent: " % index,
+            chunk.event.encode(),
+            b"\ndata: ",
+            orjson.dumps(chunk.to_dict()),
+            b"\n\n",
+        )
+    )
 
 
 def encode_ndjson(chunk: StreamChunk) -> bytes:

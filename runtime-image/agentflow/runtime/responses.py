@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse as _StarletteJSONResponse
+from starlette.responses import StreamingResponse
 
+from agentflow.graph.types import StreamChunk
 from agentflow.runtime.errors import ErrorInfo
+from agentflow.runtime.publisher import NDJSON_MEDIA_TYPE, encode_ndjson, encode_sse
 from agentflow.runtime.schemas import envelope, response_metadata
+
+# Comment lines sent while a node is silent, so proxies with idle timeouts keep the stream.
+SSE_PING_INTERVAL_S = 15
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -31,3 +38,24 @@ def error_response(
 ) -> JSONResponse:
     body = {"error": info.to_dict(), "metadata": response_metadata(request_id(request))}
     return JSONResponse(body, status_code=info.status, headers=headers)
+
+
+def stream_response(
+    request: Request, chunks: AsyncIterator[StreamChunk], first_index: int = 0
+) -> EventSourceResponse | StreamingResponse:
+    """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk JSON
+    per line instead. ``first_index`` numbers the first chunk (SSE ids)."""
+    if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
+        return StreamingResponse(
+            (encode_ndjson(chunk) async for chunk in chunks),
+            media_type=NDJSON_MEDIA_TYPE,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def events() -> AsyncIterator[bytes]:
+        index = first_index
+        async for chunk in chunks:
+            yield encode_sse(chunk, index)
+            index += 1
+
+    return EventSourceResponse(events(), ping=SSE_PING_INTERVAL_S)

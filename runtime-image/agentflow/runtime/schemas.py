@@ -27,6 +27,7 @@ def check_thread_id(value: str) -> str:
 
 
 ThreadId = Annotated[str, AfterValidator(check_thread_id)]
+RunId = Annotated[str, AfterValidator(check_thread_id)]  # run ids follow the same rule
 
 
 class RunConfigBody(BaseModel):
@@ -58,6 +59,11 @@ class RunBody(BaseModel):
     )
     on_disconnect: Literal["cancel", "continue"] = Field(
         "cancel", description="Streams only: what happens to the run if the client goes away."
+    )
+    multitask_strategy: Literal["reject", "enqueue"] = Field(
+        "reject",
+        description="When the thread is busy: reject (409) or enqueue (wait for it, bounded by "
+        "AGENTFLOW_ENQUEUE_TIMEOUT_S).",
     )
 
 

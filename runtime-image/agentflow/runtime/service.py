@@ -1,29 +1,47 @@
 """GraphService: the compiled graph as a service, shared by every request of a server process.
 
-It owns the rules that span requests: one run at a time per thread, stopping a run, and the
-thread operations. It knows nothing of HTTP; routes translate to and from it.
+It owns the rules that span requests and workers: one run at a time per thread (the
+checkpointer's thread lock, so it holds across processes), every run's events published to the
+broker (so any worker can join them), stopping a run wherever it executes, and the thread
+operations. It knows nothing of HTTP; routes translate to and from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentflow.checkpoint.base import Checkpoint, Checkpointer, ThreadInfo
+from agentflow.checkpoint.base import (
+    Checkpoint,
+    Checkpointer,
+    ThreadInfo,
+    ThreadLease,
+    ThreadLockedError,
+)
 from agentflow.graph import CompiledGraph, RunResult, StreamChunk
 from agentflow.graph.context import Publish
 from agentflow.graph.engine import MISSING, Run
 from agentflow.graph.errors import InvalidUpdateError
+from agentflow.runtime.broker import BrokerUnavailableError, RunBroker, RunLog
 from agentflow.runtime.errors import (
     NoActiveRunError,
     RunStoppedError,
-    ThreadBusyError,
     ThreadNotFoundError,
-    report,
+    describe,
 )
 from agentflow.runtime.publisher import IteratorPublisher
+
+logger = logging.getLogger("agentflow.runtime")
+
+STOP_CONFIRM_TIMEOUT_S = 5.0
+# A stop may arrive while its run is still starting (it holds the thread, but is not yet
+# registered here): such requests are remembered this long and honoured at registration.
+EARLY_STOP_MEMORY_S = 30.0
 
 
 @dataclass(slots=True)
@@ -35,44 +53,72 @@ class RunOptions:
     recursion_limit: int
     resume: Any = MISSING
     metadata: dict[str, Any] = field(default_factory=dict)
+    enqueue: bool = False  # wait for a busy thread instead of answering 409
 
 
 @dataclass(slots=True)
-class _Claim:
-    """A thread's slot, held by one run (or state change) from its start to its end."""
+class _LocalRun:
+    """A run executing in this process."""
 
-    holder: str
-    run_id: str | None = None
-    task: asyncio.Future[RunResult] | None = None
-    stop_requested: bool = False
+    thread_id: str
+    run_id: str
+    task: asyncio.Future[RunResult]
+    stop_reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        if not self.task.done():
+            self.stop_reason = self.stop_reason or reason
+            self.task.cancel()
+
+    def stopped_error(self) -> RunStoppedError:
+        reason = self.stop_reason or "it was cancelled"
+        return RunStoppedError(
+            f"run {self.run_id} on thread '{self.thread_id}' was stopped before it finished: "
+            f"{reason}"
+        )
 
 
 class GraphService:
     def __init__(
-        self, graph: CompiledGraph, checkpointer: Checkpointer, *, production: bool = False
+        self,
+        graph: CompiledGraph,
+        checkpointer: Checkpointer,
+        broker: RunBroker,
+        *,
+        production: bool = False,
+        enqueue_timeout_s: float = 300.0,
     ) -> None:
         self.graph = graph.with_checkpointer(checkpointer)
         self.checkpointer = checkpointer
+        self.broker = broker
         self.production = production
-        self._claims: dict[str, _Claim] = {}
+        self.enqueue_timeout_s = enqueue_timeout_s
+        self._running: dict[str, _LocalRun] = {}
+        self._early_stops: dict[str, float] = {}  # run id -> when its stop arrived
+
+    async def start(self) -> None:
+        await self.broker.start(self._on_stop_request)
+
+    async def aclose(self) -> None:
+        """Stop the runs still in progress (server shutdown) and the broker."""
+        runs = list(self._running.values())
+        for run in runs:
+            run.stop("the server shut down")
+        await asyncio.gather(*(run.task for run in runs), return_exceptions=True)
+        await self.broker.close()
 
     # ------------------------------------------------------------------ runs
 
     async def invoke(self, options: RunOptions, run_id: str) -> RunResult:
         """Run to the end (or to an interrupt) and return the result."""
-        claim = self._acquire(options.thread_id, f"run {run_id}", run_id)
+        run = await self._launch(options, run_id, local=None)
         try:
-            run = await self._start(options, run_id, publish=None)
-            task = claim.task = asyncio.ensure_future(run.execute())
-            try:
-                await asyncio.wait({task})  # a stop cancels the task, not this request
-            finally:
-                task.cancel()  # a no-op when done; ends the run if this request is cancelled
-            if task.cancelled():
-                raise _stopped(options.thread_id, run_id)
-            return task.result()
+            await asyncio.wait({run.task})  # a stop cancels the task, not this request
         finally:
-            self._release(options.thread_id, claim)
+            run.stop("the request was cancelled")  # a no-op when the run is done
+        if run.task.cancelled():
+            raise run.stopped_error()
+        return run.task.result()
 
     async def stream(
         self, options: RunOptions, run_id: str, *, cancel_on_disconnect: bool = True
@@ -82,89 +128,142 @@ class GraphService:
         Problems with the request itself (busy thread, bad resume, bad input) raise here,
         before any event, so they can still become 4xx answers.
         """
-        claim = self._acquire(options.thread_id, f"run {run_id}", run_id)
-        publisher = IteratorPublisher()
-        try:
-            run = await self._start(options, run_id, publish=publisher)
-        except BaseException:
-            self._release(options.thread_id, claim)
-            raise
-        task = claim.task = asyncio.ensure_future(run.execute())
+        local = IteratorPublisher()
+        run = await self._launch(options, run_id, local)
+        return self._relay(run, local, cancel_on_disconnect)
 
-        def finished(_: object) -> None:
-            publisher.close()
-            self._release(options.thread_id, claim)
-
-        task.add_done_callback(finished)
-        return self._follow(options.thread_id, run_id, publisher, task, cancel_on_disconnect)
-
-    async def _follow(
-        self,
-        thread_id: str,
-        run_id: str,
-        publisher: IteratorPublisher,
-        task: asyncio.Future[RunResult],
-        cancel_on_disconnect: bool,
+    async def _relay(
+        self, run: _LocalRun, local: IteratorPublisher, cancel_on_disconnect: bool
     ) -> AsyncIterator[StreamChunk]:
+        finished = False
         try:
-            async for chunk in publisher:
+            async for chunk in local:
                 yield chunk
-            error = _stopped(thread_id, run_id) if task.cancelled() else task.exception()
-            if error is None:
-                yield StreamChunk("end", thread_id, run_id, data=_end_data(task.result()))
-                return
-            info = report(error, production=self.production)
-            yield StreamChunk("error", thread_id, run_id, data=info.to_dict())
-            yield StreamChunk("end", thread_id, run_id, data={"status": "error"})
+            finished = True
         finally:
-            if cancel_on_disconnect:
-                task.cancel()  # a no-op when done; stops working for a client that left
+            if not finished and cancel_on_disconnect:
+                run.stop("the client disconnected")
 
-    def stop(self, thread_id: str) -> str:
-        """Cancel the run in progress on a thread; returns its run id."""
-        claim = self._claims.get(thread_id)
-        if claim is None or claim.run_id is None:
-            raise NoActiveRunError(f"no run is in progress on thread '{thread_id}'")
-        claim.stop_requested = True
-        if claim.task is not None:
-            claim.task.cancel()
-        return claim.run_id
+    async def join(self, thread_id: str, run_id: str, after: int) -> AsyncIterator[StreamChunk]:
+        """The events of a run executing anywhere: those after index ``after``, then live."""
+        return await self.broker.follow(thread_id, run_id, after)
 
-    async def _start(self, options: RunOptions, run_id: str, publish: Publish | None) -> Run:
-        run = await self.graph.start_run(
-            options.input,
-            thread_id=options.thread_id,
-            run_id=run_id,
-            resume=options.resume,
-            recursion_limit=options.recursion_limit,
-            metadata=options.metadata,
-            publish=publish,
-        )
-        if self._claims[options.thread_id].stop_requested:  # stopped while it was preparing
-            raise _stopped(options.thread_id, run_id)
+    async def _launch(
+        self, options: RunOptions, run_id: str, local: IteratorPublisher | None
+    ) -> _LocalRun:
+        lease = await self._lock(options.thread_id, f"run {run_id}", options.enqueue)
+        try:
+            log = await self.broker.open_run(options.thread_id, run_id)
+            publish: Publish = log.publish if local is None else _tee(local, log.publish)
+            try:
+                prepared = await self.graph.start_run(
+                    options.input,
+                    thread_id=options.thread_id,
+                    run_id=run_id,
+                    resume=options.resume,
+                    recursion_limit=options.recursion_limit,
+                    metadata=options.metadata,
+                    publish=publish,
+                )
+            except Exception as error:  # the request was refused: say so to joiners, too
+                self._publish_failure(log.publish, options.thread_id, run_id, error)
+                await log.close()
+                raise
+        except BaseException:
+            await lease.release()
+            raise
+        task = asyncio.ensure_future(self._execute(prepared, lease, log, publish, local))
+        run = self._running[options.thread_id] = _LocalRun(options.thread_id, run_id, task)
+        if self._early_stops.pop(run_id, None) is not None:
+            run.stop("stopped by a stop request")
         return run
 
-    def _acquire(self, thread_id: str, holder: str, run_id: str | None = None) -> _Claim:
-        # No await between the check and the insert: the event loop makes this atomic.
-        existing = self._claims.get(thread_id)
-        if existing is not None:
-            raise ThreadBusyError(
-                f"thread '{thread_id}' is busy with {existing.holder}; wait for it to finish "
-                "or stop it, then retry"
-            )
-        claim = self._claims[thread_id] = _Claim(holder, run_id)
-        return claim
+    async def _execute(
+        self,
+        prepared: Run,
+        lease: ThreadLease,
+        log: RunLog,
+        publish: Publish,
+        local: IteratorPublisher | None,
+    ) -> RunResult:
+        thread_id, run_id = prepared.thread_id, prepared.run_id
+        try:
+            result = await prepared.execute()
+        except asyncio.CancelledError:
+            run = self._running.get(thread_id)
+            stopped = run.stopped_error() if run is not None else RuntimeError("cancelled")
+            self._publish_failure(publish, thread_id, run_id, stopped)
+            raise
+        except Exception as error:
+            self._publish_failure(publish, thread_id, run_id, error)
+            raise
+        else:
+            publish(StreamChunk("end", thread_id, run_id, data=_end_data(result)))
+            return result
+        finally:
+            if local is not None:
+                local.close()
+            if getattr(self._running.get(thread_id), "run_id", None) == run_id:
+                del self._running[thread_id]
+            # Shielded: a cancellation arriving now must not cut the log short or keep the lease.
+            await asyncio.shield(_finish(log, lease))
 
-    def _release(self, thread_id: str, claim: _Claim) -> None:
-        if self._claims.get(thread_id) is claim:
-            del self._claims[thread_id]
+    def _publish_failure(
+        self, publish: Publish, thread_id: str, run_id: str, error: BaseException
+    ) -> None:
+        info = describe(error, production=self.production)
+        if info.status >= 500:
+            logger.error("run %s on thread %s failed: %s", run_id, thread_id, error, exc_info=error)
+        publish(StreamChunk("error", thread_id, run_id, data=info.to_dict()))
+        publish(StreamChunk("end", thread_id, run_id, data={"status": "error"}))
 
-    async def aclose(self) -> None:
-        """Cancel the runs still in progress (server shutdown)."""
-        tasks = [c.task for c in self._claims.values() if c.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def stop(self, thread_id: str) -> str:
+        """Stop the run in progress on a thread, on this worker or another; returns its id."""
+        local = self._running.get(thread_id)
+        if local is not None:
+            local.stop("stopped by a stop request")
+            await asyncio.wait({local.task}, timeout=STOP_CONFIRM_TIMEOUT_S)
+            return local.run_id
+        holder = await self.checkpointer.thread_holder(thread_id)
+        if holder is None or not holder.startswith("run "):
+            raise NoActiveRunError(f"no run is in progress on thread '{thread_id}'")
+        run_id = holder.removeprefix("run ")
+        await self.broker.request_stop(thread_id, run_id)
+        deadline = time.monotonic() + STOP_CONFIRM_TIMEOUT_S
+        while await self.checkpointer.thread_holder(thread_id) == holder:
+            if time.monotonic() > deadline:
+                if not self.broker.crosses_processes:
+                    raise BrokerUnavailableError(
+                        f"run {run_id} executes on another worker; stopping it there needs "
+                        "REDIS_URL"
+                    )
+                break
+            await asyncio.sleep(0.05)
+        return run_id
+
+    def _on_stop_request(self, thread_id: str, run_id: str) -> None:
+        run = self._running.get(thread_id)
+        if run is not None and run.run_id == run_id:
+            run.stop("stopped by a stop request")
+            return
+        now = time.monotonic()
+        for known, when in list(self._early_stops.items()):
+            if now - when > EARLY_STOP_MEMORY_S:
+                del self._early_stops[known]
+        self._early_stops[run_id] = now
+
+    async def _lock(self, thread_id: str, holder: str, enqueue: bool = False) -> ThreadLease:
+        """Take the thread; with ``enqueue``, wait (polling) until it is free or time is up."""
+        deadline = time.monotonic() + self.enqueue_timeout_s
+        delay = 0.01
+        while True:
+            try:
+                return await self.checkpointer.lock_thread(thread_id, holder)
+            except ThreadLockedError:
+                if not enqueue or time.monotonic() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     # ------------------------------------------------------------------ threads
 
@@ -193,50 +292,55 @@ class GraphService:
                 f"the state keys are: {', '.join(self.graph.schema.keys)}"
             )
         values = self.graph.normalize_update("the state update", values)
-        claim = self._acquire(thread_id, "a state update")
+        update_id = f"update-{uuid.uuid4().hex}"
+        lease = await self._lock(thread_id, f"state {update_id}")
         try:
             latest = await self.checkpointer.get(thread_id)
             if latest is None:
-                checkpoint = Checkpoint(
-                    thread_id,
-                    "",
-                    0,
-                    {**self.graph.schema.initial_values(), **values},
-                    source="update",
-                )
+                base = self.graph.schema.initial_values()
+                checkpoint = Checkpoint(thread_id, update_id, 0, {**base, **values})
             else:
                 checkpoint = Checkpoint(
                     thread_id=thread_id,
-                    run_id=latest.run_id,
+                    run_id=update_id,
                     step=latest.step + 1,
                     values={**latest.values, **values},
                     next=latest.next,
                     interrupts=latest.interrupts,
                     resumes=latest.resumes,
                     pending_writes=latest.pending_writes,
-                    source="update",
                     parent_id=latest.checkpoint_id,
                 )
+            checkpoint.source = "update"
             await self.checkpointer.put(checkpoint)
             return checkpoint
         finally:
-            self._release(thread_id, claim)
+            await lease.release()
 
     async def delete_thread(self, thread_id: str) -> None:
-        claim = self._acquire(thread_id, "a deletion")
+        lease = await self._lock(thread_id, f"deletion {uuid.uuid4().hex}")
         try:
             if not await self.checkpointer.delete_thread(thread_id):
                 raise _not_found(thread_id)
         finally:
-            self._release(thread_id, claim)
+            await lease.release()
+
+
+async def _finish(log: RunLog, lease: ThreadLease) -> None:
+    await log.close()
+    await lease.release()
+
+
+def _tee(first: Publish, second: Publish) -> Publish:
+    def both(chunk: StreamChunk) -> None:
+        first(chunk)
+        second(chunk)
+
+    return both
 
 
 def _not_found(thread_id: str) -> ThreadNotFoundError:
     return ThreadNotFoundError(f"thread '{thread_id}' does not exist")
-
-
-def _stopped(thread_id: str, run_id: str) -> RunStoppedError:
-    return RunStoppedError(f"run {run_id} on thread '{thread_id}' was stopped before it finished")
 
 
 def _end_data(result: RunResult) -> dict[str, Any]:

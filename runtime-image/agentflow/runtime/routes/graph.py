@@ -11,16 +11,12 @@ from starlette.responses import StreamingResponse
 
 from agentflow.graph import MISSING, RunResult
 from agentflow.runtime.errors import InvalidRequestError
-from agentflow.runtime.publisher import NDJSON_MEDIA_TYPE, encode_ndjson, encode_sse
-from agentflow.runtime.responses import JSONResponse, ok
+from agentflow.runtime.responses import JSONResponse, ok, stream_response
 from agentflow.runtime.routes import Service
 from agentflow.runtime.schemas import RunBody, StopBody
 from agentflow.runtime.service import RunOptions
 
 router = APIRouter(prefix="/v1/graph", tags=["graph"])
-
-# Comment lines sent while a node is silent, so proxies with idle timeouts keep the stream.
-SSE_PING_INTERVAL_S = 15
 
 
 @router.post("/invoke")
@@ -38,15 +34,7 @@ async def stream(
     chunks = await service.stream(
         _options(body), uuid.uuid4().hex, cancel_on_disconnect=body.on_disconnect == "cancel"
     )
-    if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
-        return StreamingResponse(
-            (encode_ndjson(chunk) async for chunk in chunks),
-            media_type=NDJSON_MEDIA_TYPE,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return EventSourceResponse(
-        (encode_sse(chunk) async for chunk in chunks), ping=SSE_PING_INTERVAL_S
-    )
+    return stream_response(request, chunks)
 
 
 @router.get("")
@@ -59,7 +47,7 @@ async def stop(body: StopBody, request: Request, service: Service) -> JSONRespon
     thread_id = body.thread_id or body.config.thread_id
     if thread_id is None:
         raise InvalidRequestError("stop needs a thread_id, at the top level or in config")
-    run_id = service.stop(thread_id)
+    run_id = await service.stop(thread_id)
     return ok(request, {"thread_id": thread_id, "run_id": run_id, "stopped": True})
 
 
@@ -73,6 +61,7 @@ def _options(body: RunBody) -> RunOptions:
         recursion_limit=body.recursion_limit,
         resume=body.resume if "resume" in body.model_fields_set else MISSING,
         metadata=dict(body.config.model_extra or {}),
+        enqueue=body.multitask_strategy == "enqueue",
     )
 
 

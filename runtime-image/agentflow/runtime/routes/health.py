@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request
 
@@ -26,14 +27,29 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """The graph is loaded and the checkpointer answers within a couple of seconds."""
+    """Ready when the graph is loaded and the checkpointer answers within a couple of seconds.
+
+    The broker (Redis) is reported but does not decide readiness: without it, runs still work
+    and only joining streams and stopping runs across workers degrade, so taking every replica
+    out of its Service because Redis blinked would turn a degradation into an outage.
+    """
     service = getattr(request.app.state, "service", None)
     if service is None:
         return JSONResponse({"status": "not_ready", "checks": {"graph": "not loaded"}}, 503)
-    try:
-        await asyncio.wait_for(service.checkpointer.ping(), READY_CHECK_TIMEOUT_S)
-    except Exception as error:
-        detail = "timed out" if isinstance(error, TimeoutError) else str(error)
-        checks = {"graph": "ok", "checkpointer": detail}
+    checkpointer, broker = await asyncio.gather(
+        _check(service.checkpointer.ping()), _check(service.broker.ping())
+    )
+    checks = {"graph": "ok", "checkpointer": checkpointer, "broker": broker}
+    if checkpointer != "ok":
         return JSONResponse({"status": "not_ready", "checks": checks}, 503)
-    return JSONResponse({"status": "ready", "checks": {"graph": "ok", "checkpointer": "ok"}})
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+async def _check(probe: Awaitable[None]) -> str:
+    try:
+        await asyncio.wait_for(probe, READY_CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"no answer within {READY_CHECK_TIMEOUT_S:g}s"
+    except Exception as error:
+        return f"unavailable: {error}"
+    return "ok"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
+from sse_starlette import EventSourceResponse
+from starlette.responses import StreamingResponse
 
-from agentflow.runtime.responses import JSONResponse, ok
+from agentflow.runtime.errors import InvalidRequestError
+from agentflow.runtime.responses import JSONResponse, ok, stream_response
 from agentflow.runtime.routes import Service
-from agentflow.runtime.schemas import StateBody, ThreadId, snapshot
+from agentflow.runtime.schemas import RunId, StateBody, ThreadId, snapshot
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
@@ -53,3 +56,22 @@ async def history(
 ) -> JSONResponse:
     checkpoints = await service.history(thread_id, limit)
     return ok(request, {"history": [snapshot(c) for c in checkpoints]})
+
+
+@router.get("/{thread_id}/runs/{run_id}/stream", response_model=None)
+async def join_run_stream(
+    thread_id: ThreadIdPath,
+    run_id: Annotated[RunId, Path(description="The run's id, from its events or meta.")],
+    request: Request,
+    service: Service,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse | StreamingResponse:
+    """Join a run's stream from any worker: the events after ``Last-Event-ID`` (all of them
+    without it), then the live ones, to the end."""
+    after = -1
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InvalidRequestError("Last-Event-ID must be the number of an event of this run")
+        after = int(last_event_id)
+    chunks = await service.join(thread_id, run_id, after)
+    return stream_response(request, chunks, first_index=after + 1)

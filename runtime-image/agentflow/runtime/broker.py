@@ -1,0 +1,147 @@
+"""Run brokers: what must reach other workers while a run is live.
+
+A broker keeps each run's event log, so a client can join a run's stream from any worker
+(replaying what was already emitted, then following it to the end), and carries stop requests
+to the worker executing a run.
+
+* :class:`LocalRunBroker` keeps logs in this process: joining and stopping work only on the
+  worker that runs the run. It is what a single-process server needs.
+* :class:`agentflow.runtime.redis_broker.RedisRunBroker` keeps logs in Redis streams and sends
+  stops over Redis pub/sub, for many workers and replicas.
+
+Publishing to a broker never blocks or fails a run: a broker that cannot keep up or is down
+drops the log (joining degrades), and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+
+from agentflow.graph.types import StreamChunk
+
+StopHandler = Callable[[str, str], None]
+"""Called with (thread_id, run_id) when a stop request for a run arrives."""
+
+
+class RunNotFoundError(Exception):
+    """No event log is kept for this run (unknown, or finished long ago)."""
+
+
+def no_log(thread_id: str, run_id: str) -> RunNotFoundError:
+    return RunNotFoundError(
+        f"no events are kept for run {run_id} of thread '{thread_id}': it is unknown, or it "
+        "finished too long ago"
+    )
+
+
+class BrokerUnavailableError(Exception):
+    """The broker cannot carry this request right now (Redis down, or no Redis at all)."""
+
+
+class RunLog(ABC):
+    """The event log of one run, written by the worker executing it."""
+
+    @abstractmethod
+    def publish(self, chunk: StreamChunk) -> None:
+        """Append a chunk; never blocks, never raises."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """The run ended (its ``end`` chunk was published): flush, and keep the log a while."""
+
+
+class RunBroker(ABC):
+    crosses_processes: bool = False
+
+    async def start(self, on_stop: StopHandler) -> None:
+        """Begin delivering stop requests for runs of this process to ``on_stop``."""
+
+    async def close(self) -> None:
+        """Stop delivering and release connections."""
+
+    async def ping(self) -> None:
+        """Raise :class:`BrokerUnavailableError` if the broker cannot be reached."""
+
+    @abstractmethod
+    async def open_run(self, thread_id: str, run_id: str) -> RunLog:
+        """Start the log of a run, so joiners can find it from now on."""
+
+    @abstractmethod
+    async def follow(
+        self, thread_id: str, run_id: str, after: int = -1
+    ) -> AsyncIterator[StreamChunk]:
+        """The run's chunks after index ``after``: those already published, then new ones as
+        they come, until the ``end`` chunk. Raises :class:`RunNotFoundError` at once for a
+        run with no log."""
+
+    @abstractmethod
+    async def request_stop(self, thread_id: str, run_id: str) -> None:
+        """Ask whichever worker executes the run to stop it."""
+
+
+class _LocalLog(RunLog):
+    def __init__(self, thread_id: str) -> None:
+        self.thread_id = thread_id
+        self.chunks: list[StreamChunk] = []
+        self.closed_at: float | None = None
+        self.changed = asyncio.Event()
+
+    def publish(self, chunk: StreamChunk) -> None:
+        self.chunks.append(chunk)
+        self.changed.set()
+
+    async def close(self) -> None:
+        self.closed_at = time.monotonic()
+        self.changed.set()
+
+
+class LocalRunBroker(RunBroker):
+    """Logs in this process, kept ``retain_s`` after their run ended (at most ``max_runs``)."""
+
+    def __init__(self, retain_s: float = 600, max_runs: int = 1000) -> None:
+        self.retain_s = retain_s
+        self.max_runs = max_runs
+        self._logs: OrderedDict[str, _LocalLog] = OrderedDict()
+        self._on_stop: StopHandler | None = None
+
+    async def start(self, on_stop: StopHandler) -> None:
+        self._on_stop = on_stop
+
+    async def open_run(self, thread_id: str, run_id: str) -> RunLog:
+        self._forget_old()
+        log = self._logs[run_id] = _LocalLog(thread_id)
+        return log
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        for run_id, log in list(self._logs.items()):
+            expired = log.closed_at is not None and now - log.closed_at > self.retain_s
+            if expired or (len(self._logs) >= self.max_runs and log.closed_at is not None):
+                del self._logs[run_id]
+
+    async def follow(
+        self, thread_id: str, run_id: str, after: int = -1
+    ) -> AsyncIterator[StreamChunk]:
+        log = self._logs.get(run_id)
+        if log is None or log.thread_id != thread_id:
+            raise no_log(thread_id, run_id)
+        return self._read(log, after + 1)
+
+    @staticmethod
+    async def _read(log: _LocalLog, position: int) -> AsyncIterator[StreamChunk]:
+        while True:
+            log.changed.clear()
+            while position < len(log.chunks):
+                yield log.chunks[position]
+                position += 1
+            if log.closed_at is not None:
+                return
+            await log.changed.wait()
+
+    async def request_stop(self, thread_id: str, run_id: str) -> None:
+        if self._on_stop is not None:
+            self._on_stop(thread_id, run_id)
