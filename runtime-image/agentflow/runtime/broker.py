@@ -117,11 +117,17 @@ class LocalRunBroker(RunBroker):
         return log
 
     def _forget_old(self) -> None:
+        """Drop logs from the oldest end while they are finished and either expired or over
+        the limit; stops at the first one to keep, so each call costs O(1) amortised."""
         now = time.monotonic()
-        for run_id, log in list(self._logs.items()):
-            expired = log.closed_at is not None and now - log.closed_at > self.retain_s
-            if expired or (len(self._logs) >= self.max_runs and log.closed_at is not None):
-                del self._logs[run_id]
+        while self._logs:
+            oldest = next(iter(self._logs.values()))
+            if oldest.closed_at is None:
+                break
+            expired = now - oldest.closed_at > self.retain_s
+            if not expired and len(self._logs) < self.max_runs:
+                break
+            self._logs.popitem(last=False)
 
     async def follow(
         self, thread_id: str, run_id: str, after: int = -1
