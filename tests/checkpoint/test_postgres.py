@@ -2,8 +2,9 @@
 processes, failing fast when Postgres is unreachable."""
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -38,12 +39,28 @@ async def test_ten_processes_starting_at_once_migrate_exactly_once(empty_databas
     await asyncio.gather(*(s.close() for s in stores))
 
 
-async def test_graphs_sharing_a_database_never_see_each_others_threads(database_url):
-    one = PgCheckpointer(database_url, graph_id=graph_id())
-    two = PgCheckpointer(database_url, graph_id=graph_id())
-    await one.setup()
-    await two.setup()
+@contextlib.asynccontextmanager
+async def two_processes(
+    database_url: str, same_graph: bool = True, **options: float
+) -> AsyncIterator[tuple[PgCheckpointer, PgCheckpointer]]:
+    """Two checkpointers as two worker processes would have them (each its own pool and
+    liveness lock), for one graph or for two graphs sharing the database."""
+    shared = graph_id()
+    stores = tuple(
+        PgCheckpointer(database_url, graph_id=shared if same_graph else graph_id(), **options)
+        for _ in range(2)
+    )
+    for store in stores:
+        await store.setup()
     try:
+        yield stores
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_graphs_sharing_a_database_never_see_each_others_threads(database_url):
+    async with two_processes(database_url, same_graph=False) as (one, two):
         await one.put(Checkpoint("same-id", "r", 0, {"graph": "one"}))
         await two.put(Checkpoint("same-id", "r", 0, {"graph": "two"}))
         first, second = await one.get("same-id"), await two.get("same-id")
@@ -55,18 +72,10 @@ async def test_graphs_sharing_a_database_never_see_each_others_threads(database_
         await lease.release()
         assert await two.delete_thread("same-id")
         assert await one.get("same-id") is not None
-    finally:
-        await one.close()
-        await two.close()
 
 
 async def test_a_dead_process_loses_its_thread_locks_at_once(database_url):
-    graph = graph_id()
-    dying = PgCheckpointer(database_url, graph_id=graph, lease_s=300)
-    survivor = PgCheckpointer(database_url, graph_id=graph, lease_s=300)
-    await dying.setup()
-    await survivor.setup()
-    try:
+    async with two_processes(database_url, lease_s=300) as (dying, survivor):
         await dying.lock_thread("t", "run on the dying worker")
         with pytest.raises(ThreadLockedError):
             await survivor.lock_thread("t", "run elsewhere")
@@ -74,17 +83,10 @@ async def test_a_dead_process_loses_its_thread_locks_at_once(database_url):
         assert await survivor.thread_holder("t") is None
         lease = await survivor.lock_thread("t", "run elsewhere")
         await lease.release()
-    finally:
-        await survivor.close()
 
 
 async def test_a_lease_is_renewed_while_held_and_runs_out_when_not(database_url):
-    graph = graph_id()
-    holder = PgCheckpointer(database_url, graph_id=graph, lease_s=0.6)
-    other = PgCheckpointer(database_url, graph_id=graph, lease_s=0.6)
-    await holder.setup()
-    await other.setup()
-    try:
+    async with two_processes(database_url, lease_s=0.6) as (holder, other):
         lease = await holder.lock_thread("t", "long run")
         await asyncio.sleep(1.5)  # several lease times: the renewer keeps it
         with pytest.raises(ThreadLockedError):
@@ -92,9 +94,6 @@ async def test_a_lease_is_renewed_while_held_and_runs_out_when_not(database_url)
         lease._renewer.cancel()  # a holder that stops renewing (stuck, partitioned...)
         await asyncio.sleep(1.0)
         await (await other.lock_thread("t", "second")).release()
-    finally:
-        await holder.close()
-        await other.close()
 
 
 async def test_an_unreachable_postgres_fails_fast_and_names_itself():
