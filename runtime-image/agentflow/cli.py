@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -40,9 +41,11 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
     import uvicorn
 
     from agentflow.runtime.app import create_app
+    from agentflow.runtime.auth import Authenticator
     from agentflow.runtime.backends import build_checkpointer, graph_id_of
     from agentflow.runtime.loader import GraphLoadError, find_graph_ref, import_target
     from agentflow.runtime.logs import log_config
+    from agentflow.runtime.responses import SHUTDOWN_MARGIN_S
     from agentflow.runtime.settings import SettingsError, load_settings
 
     if config_path is not None:
@@ -51,6 +54,8 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
         settings = load_settings()
         ref = find_graph_ref(settings)
         target = import_target(ref)
+        if settings.auth_enabled:
+            Authenticator(settings)  # a JWT_PUBLIC_KEY that is no key fails here, in one line
         own = target.checkpointer if isinstance(target, CompiledGraph) else None
         if own is None and settings.checkpointer == "postgres":
             # Reach Postgres and migrate once, before any worker starts, to fail in one line.
@@ -69,6 +74,9 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
             "worker that has never seen it. Set CHECKPOINTER=postgres with DATABASE_URL (and "
             "REDIS_URL), or run --workers 1 and scale with replicas."
         )
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker writes its metrics there; /metrics on any of them sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="agentflow-metrics-")
     # One worker serves the app built here; several each build their own from the env.
     app = create_app(settings) if workers == 1 else "agentflow.runtime.app:create_app_from_env"
     uvicorn.run(
@@ -77,8 +85,10 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
         port=port,
         workers=workers,
         factory=workers > 1,
-        log_config=log_config(settings.log_level),
+        log_config=log_config(settings.log_level, json_lines=settings.is_production),
         server_header=False,
+        # Open streams get the grace period (then their runs are stopped) and a margin.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + SHUTDOWN_MARGIN_S,
     )
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,15 +17,28 @@ from agentflow import __version__
 from agentflow.checkpoint import CheckpointerError
 from agentflow.checkpoint.base import ConcurrentUpdateError, ThreadLockedError
 from agentflow.graph.errors import GraphError
+from agentflow.runtime.auth import Authenticator, require_subject
 from agentflow.runtime.backends import build_broker, build_checkpointer, graph_id_of
 from agentflow.runtime.broker import BrokerUnavailableError, RunNotFoundError
 from agentflow.runtime.errors import ErrorInfo, RuntimeAPIError, report
 from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
-from agentflow.runtime.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from agentflow.runtime.metrics import (
+    HTTPMetricsMiddleware,
+    MeteredCheckpointer,
+    MeteredThreadPool,
+    Metrics,
+)
+from agentflow.runtime.middleware import (
+    JSONRefusalCORSMiddleware,
+    RequestIdMiddleware,
+    RequestSizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 from agentflow.runtime.responses import JSONResponse, error_response
 from agentflow.runtime.routes import graph, health, threads
 from agentflow.runtime.service import GraphService
 from agentflow.runtime.settings import Settings, load_settings
+from agentflow.runtime.shutdown import on_termination
 
 logger = logging.getLogger("agentflow.runtime")
 
@@ -37,26 +49,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     ref = find_graph_ref(settings)
     target = import_target(ref)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Sync nodes run on the loop's default executor: make it ours, bounded and named.
-        pool = ThreadPoolExecutor(settings.thread_pool_size, thread_name_prefix="agentflow-node")
+        if settings.is_production:
+            for warning in settings.unsafe_defaults():
+                logger.warning("unsafe for production: %s", warning)
+        # Sync nodes run on the loop's default executor: make it ours, bounded and metered.
+        pool = MeteredThreadPool(settings.thread_pool_size, metrics.pool_queue_depth)
         asyncio.get_running_loop().set_default_executor(pool)
         compiled = await build_graph(ref, target)
         graph_id = graph_id_of(settings, ref)
         checkpointer = compiled.checkpointer or build_checkpointer(settings, graph_id)
-        await checkpointer.setup()
         broker = build_broker(settings, graph_id, checkpointer)
+        await checkpointer.setup()
         service = GraphService(
             compiled,
-            checkpointer,
+            MeteredCheckpointer(checkpointer, metrics),
             broker,
             production=settings.is_production,
             enqueue_timeout_s=settings.enqueue_timeout_s,
+            metrics=metrics,
         )
         await service.start()
         app.state.service = service
+        draining: set[asyncio.Task[None]] = set()
+
+        def begin_shutdown() -> None:
+            if not draining:
+                draining.add(asyncio.ensure_future(service.drain(settings.shutdown_grace_s)))
+
+        restore_signals = on_termination(begin_shutdown)
         logger.info(
             "serving graph %s (id %s) with %s and %s",
             ref,
@@ -67,22 +91,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            restore_signals()
             await service.aclose()
             await checkpointer.close()
             pool.shutdown(wait=False, cancel_futures=True)
 
+    docs = settings.serve_docs
     app = FastAPI(
         title="agentflow runtime",
         version=__version__,
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)  # added last, so it runs first
+    app.state.metrics = metrics
+    app.state.authenticator = Authenticator(settings) if settings.auth_enabled else None
+    # Added innermost first: a request meets RequestId, metrics, security headers, CORS,
+    # then the size limits, then the routes.
+    app.add_middleware(
+        RequestSizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    app.add_middleware(
+        JSONRefusalCORSMiddleware,
+        allow_origins=settings.origins,
+        allow_credentials=settings.cors_allow_credentials,
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
+        max_age=600,
+    )
+    app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
+    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app, production=settings.is_production)
-    for module in (health, graph, threads):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (graph, threads):  # /v1: behind JWT auth when it is on
+        app.include_router(module.router, dependencies=[Depends(require_subject)])
     return app
 
 
@@ -112,7 +161,8 @@ def _install_error_handlers(app: FastAPI, *, production: bool) -> None:
         )
 
     async def on_error(request: Request, error: Exception) -> JSONResponse:
-        return error_response(request, report(error, production=production))
+        headers = getattr(error, "headers", None)  # AuthError: WWW-Authenticate
+        return error_response(request, report(error, production=production), headers)
 
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator, Callable
 
 from agentflow.graph.types import StreamChunk
 
-StopHandler = Callable[[str, str], None]
-"""Called with (thread_id, run_id) when a stop request for a run arrives."""
+StopHandler = Callable[[str, str, str | None], None]
+"""Called with (thread_id, run_id, owner) when a stop request for a run arrives; the owner is
+the requester's subject (None without auth), for the executing worker to check."""
 
 
 class RunNotFoundError(Exception):
@@ -67,25 +68,26 @@ class RunBroker(ABC):
         """Raise :class:`BrokerUnavailableError` if the broker cannot be reached."""
 
     @abstractmethod
-    async def open_run(self, thread_id: str, run_id: str) -> RunLog:
-        """Start the log of a run, so joiners can find it from now on."""
+    async def open_run(self, thread_id: str, run_id: str, owner: str | None) -> RunLog:
+        """Start the log of a run (of ``owner``), so joiners can find it from now on."""
 
     @abstractmethod
     async def follow(
-        self, thread_id: str, run_id: str, after: int = -1
+        self, thread_id: str, run_id: str, after: int = -1, owner: str | None = None
     ) -> AsyncIterator[StreamChunk]:
         """The run's chunks after index ``after``: those already published, then new ones as
         they come, until the ``end`` chunk. Raises :class:`RunNotFoundError` at once for a
-        run with no log."""
+        run with no log, or of another owner."""
 
     @abstractmethod
-    async def request_stop(self, thread_id: str, run_id: str) -> None:
-        """Ask whichever worker executes the run to stop it."""
+    async def request_stop(self, thread_id: str, run_id: str, owner: str | None) -> None:
+        """Ask whichever worker executes the run to stop it, if it belongs to ``owner``."""
 
 
 class _LocalLog(RunLog):
-    def __init__(self, thread_id: str) -> None:
+    def __init__(self, thread_id: str, owner: str | None) -> None:
         self.thread_id = thread_id
+        self.owner = owner
         self.chunks: list[StreamChunk] = []
         self.closed_at: float | None = None
         self.changed = asyncio.Event()
@@ -111,9 +113,9 @@ class LocalRunBroker(RunBroker):
     async def start(self, on_stop: StopHandler) -> None:
         self._on_stop = on_stop
 
-    async def open_run(self, thread_id: str, run_id: str) -> RunLog:
+    async def open_run(self, thread_id: str, run_id: str, owner: str | None) -> RunLog:
         self._forget_old()
-        log = self._logs[run_id] = _LocalLog(thread_id)
+        log = self._logs[run_id] = _LocalLog(thread_id, owner)
         return log
 
     def _forget_old(self) -> None:
@@ -130,10 +132,10 @@ class LocalRunBroker(RunBroker):
             self._logs.popitem(last=False)
 
     async def follow(
-        self, thread_id: str, run_id: str, after: int = -1
+        self, thread_id: str, run_id: str, after: int = -1, owner: str | None = None
     ) -> AsyncIterator[StreamChunk]:
         log = self._logs.get(run_id)
-        if log is None or log.thread_id != thread_id:
+        if log is None or log.thread_id != thread_id or log.owner != owner:
             raise no_log(thread_id, run_id)
         return self._read(log, after + 1)
 
@@ -148,6 +150,6 @@ class LocalRunBroker(RunBroker):
                 return
             await log.changed.wait()
 
-    async def request_stop(self, thread_id: str, run_id: str) -> None:
+    async def request_stop(self, thread_id: str, run_id: str, owner: str | None) -> None:
         if self._on_stop is not None:
-            self._on_stop(thread_id, run_id)
+            self._on_stop(thread_id, run_id, owner)

@@ -52,6 +52,10 @@ class RunStoppedError(RuntimeAPIError):
     status, code = 409, "run_stopped"
 
 
+class ShuttingDownError(RuntimeAPIError):
+    status, code = 503, "shutting_down"
+
+
 _ENGINE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     InvalidUpdateError: (422, "invalid_input"),
     InterruptPendingError: (409, "interrupt_pending"),

@@ -3,11 +3,12 @@
 Layout, per graph (``{g}`` is the graph id):
 
 * ``agentflow:{g}:thread:{thread_id}:run:{run_id}`` is a Redis stream. Entry ``0-1`` marks
-  the run as started; chunk number ``n`` is entry ``1-n``, so a joiner asking for the chunks
+  the run as started and names its owner (joiners must be the same subject); chunk number
+  ``n`` is entry ``1-n``, so a joiner asking for the chunks
   after ``n`` reads the entries after ``1-n``. The stream expires ``retain_s`` after the last
   write, so logs of runs whose worker died disappear too.
-* ``agentflow:{g}:stop`` is a pub/sub channel of ``{"thread_id", "run_id"}`` messages; every
-  worker listens and stops the run if it executes it.
+* ``agentflow:{g}:stop`` is a pub/sub channel of ``{"thread_id", "run_id", "owner"}``
+  messages; every worker listens and stops the run if it executes it and the owner matches.
 
 A run never waits for Redis: chunks are buffered and written by a background flush, and
 while Redis is failing the broker stops trying for a few seconds (and the logs lose chunks).
@@ -108,12 +109,12 @@ class RedisRunBroker(RunBroker):
 
     # ------------------------------------------------------------------ logs
 
-    async def open_run(self, thread_id: str, run_id: str) -> RunLog:
+    async def open_run(self, thread_id: str, run_id: str, owner: str | None) -> RunLog:
         key = self._log_key(thread_id, run_id)
         if self._available():
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.xadd(key, {"started": "1"}, id="0-1")
+                    pipe.xadd(key, {"owner": owner or ""}, id="0-1")
                     pipe.expire(key, int(self.retain_s))
                     await pipe.execute()
                 return _RedisLog(self, key)
@@ -122,14 +123,14 @@ class RedisRunBroker(RunBroker):
         return _RedisLog(self, key, dropped=True)
 
     async def follow(
-        self, thread_id: str, run_id: str, after: int = -1
+        self, thread_id: str, run_id: str, after: int = -1, owner: str | None = None
     ) -> AsyncIterator[StreamChunk]:
         key = self._log_key(thread_id, run_id)
         try:
-            exists = await self.redis.exists(key)
+            started: Any = await self.redis.xrange(key, "0-1", "0-1")
         except (RedisError, OSError) as error:
             raise _unavailable("joining a run's stream", error) from error
-        if not exists:
+        if not started or started[0][1].get(b"owner", b"").decode() != (owner or ""):
             raise no_log(thread_id, run_id)
         return self._read(key, "0-1" if after < 0 else f"1-{after}")
 
@@ -153,8 +154,8 @@ class RedisRunBroker(RunBroker):
 
     # ------------------------------------------------------------------ stops
 
-    async def request_stop(self, thread_id: str, run_id: str) -> None:
-        message = orjson.dumps({"thread_id": thread_id, "run_id": run_id})
+    async def request_stop(self, thread_id: str, run_id: str, owner: str | None) -> None:
+        message = orjson.dumps({"thread_id": thread_id, "run_id": run_id, "owner": owner})
         try:
             await self.redis.publish(self._stop_channel, message)
         except (RedisError, OSError) as error:
@@ -170,7 +171,7 @@ class RedisRunBroker(RunBroker):
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             request = orjson.loads(message["data"])
-                            on_stop(request["thread_id"], request["run_id"])
+                            on_stop(request["thread_id"], request["run_id"], request["owner"])
             except asyncio.CancelledError:
                 raise
             except Exception as error:

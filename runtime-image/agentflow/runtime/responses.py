@@ -18,6 +18,8 @@ from agentflow.runtime.schemas import envelope, response_metadata
 
 # Comment lines sent while a node is silent, so proxies with idle timeouts keep the stream.
 SSE_PING_INTERVAL_S = 15
+# Time beyond the shutdown grace for stopped runs to send their last events.
+SHUTDOWN_MARGIN_S = 5
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -45,9 +47,16 @@ def stream_response(
 ) -> EventSourceResponse | StreamingResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk JSON
     per line instead. ``first_index`` numbers the first chunk (SSE ids)."""
+    sent = request.app.state.metrics.stream_events
     if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
+
+        async def lines() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                sent.labels(chunk.event).inc()
+                yield encode_ndjson(chunk)
+
         return StreamingResponse(
-            (encode_ndjson(chunk) async for chunk in chunks),
+            lines(),
             media_type=NDJSON_MEDIA_TYPE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -55,7 +64,11 @@ def stream_response(
     async def events() -> AsyncIterator[bytes]:
         index = first_index
         async for chunk in chunks:
+            sent.labels(chunk.event).inc()
             yield encode_sse(chunk, index)
             index += 1
 
-    return EventSourceResponse(events(), ping=SSE_PING_INTERVAL_S)
+    # On shutdown the service stops runs after the grace period, which ends their streams
+    # with error and end events; sse-starlette must not cut them before that.
+    grace = request.app.state.settings.shutdown_grace_s + SHUTDOWN_MARGIN_S
+    return EventSourceResponse(events(), ping=SSE_PING_INTERVAL_S, shutdown_grace_period=grace)

@@ -31,9 +31,12 @@ from agentflow.runtime.broker import BrokerUnavailableError, RunBroker, RunLog
 from agentflow.runtime.errors import (
     NoActiveRunError,
     RunStoppedError,
+    ShuttingDownError,
     ThreadNotFoundError,
     describe,
 )
+from agentflow.runtime.logs import run_id_var, thread_id_var
+from agentflow.runtime.metrics import Metrics
 from agentflow.runtime.publisher import IteratorPublisher
 
 logger = logging.getLogger("agentflow.runtime")
@@ -54,6 +57,7 @@ class RunOptions:
     resume: Any = MISSING
     metadata: dict[str, Any] = field(default_factory=dict)
     enqueue: bool = False  # wait for a busy thread instead of answering 409
+    owner: str | None = None  # the caller's subject when auth is on
 
 
 @dataclass(slots=True)
@@ -62,6 +66,7 @@ class _LocalRun:
 
     thread_id: str
     run_id: str
+    owner: str | None
     task: asyncio.Future[RunResult]
     stop_reason: str | None = None
 
@@ -87,24 +92,36 @@ class GraphService:
         *,
         production: bool = False,
         enqueue_timeout_s: float = 300.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.graph = graph.with_checkpointer(checkpointer)
         self.checkpointer = checkpointer
         self.broker = broker
         self.production = production
         self.enqueue_timeout_s = enqueue_timeout_s
+        self.metrics = metrics
+        self.shutting_down = False
         self._running: dict[str, _LocalRun] = {}
         self._early_stops: dict[str, float] = {}  # run id -> when its stop arrived
 
     async def start(self) -> None:
         await self.broker.start(self._on_stop_request)
 
-    async def aclose(self) -> None:
-        """Stop the runs still in progress (server shutdown) and the broker."""
+    async def drain(self, grace_s: float) -> None:
+        """Shutting down: refuse new runs, let those in progress go on for up to ``grace_s``,
+        then stop the rest, so each stream still ends with an ``error`` and an ``end`` event."""
+        self.shutting_down = True
+        tasks = {run.task for run in self._running.values()}
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
         runs = list(self._running.values())
         for run in runs:
             run.stop("the server shut down")
         await asyncio.gather(*(run.task for run in runs), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop the runs still in progress and the broker (the end of the lifespan)."""
+        await self.drain(0)
         await self.broker.close()
 
     # ------------------------------------------------------------------ runs
@@ -144,16 +161,24 @@ class GraphService:
             if not finished and cancel_on_disconnect:
                 run.stop("the client disconnected")
 
-    async def join(self, thread_id: str, run_id: str, after: int) -> AsyncIterator[StreamChunk]:
+    async def join(
+        self, thread_id: str, run_id: str, after: int, owner: str | None = None
+    ) -> AsyncIterator[StreamChunk]:
         """The events of a run executing anywhere: those after index ``after``, then live."""
-        return await self.broker.follow(thread_id, run_id, after)
+        return await self.broker.follow(thread_id, run_id, after, owner)
 
     async def _launch(
         self, options: RunOptions, run_id: str, local: IteratorPublisher | None
     ) -> _LocalRun:
+        if self.shutting_down:
+            raise ShuttingDownError("the server is shutting down: retry on another replica")
+        thread_id_var.set(options.thread_id)
+        run_id_var.set(run_id)
         lease = await self._lock(options.thread_id, f"run {run_id}", options.enqueue)
         try:
-            log = await self.broker.open_run(options.thread_id, run_id)
+            # Checked under the lease: nobody can create the thread between check and run.
+            await self._check_owner(options.thread_id, options.owner)
+            log = await self.broker.open_run(options.thread_id, run_id, options.owner)
             publish: Publish = log.publish if local is None else _tee(local, log.publish)
             try:
                 prepared = await self.graph.start_run(
@@ -163,6 +188,7 @@ class GraphService:
                     resume=options.resume,
                     recursion_limit=options.recursion_limit,
                     metadata=options.metadata,
+                    thread_metadata=_ownership(options.owner),
                     publish=publish,
                 )
             except Exception as error:  # the request was refused: say so to joiners, too
@@ -173,7 +199,8 @@ class GraphService:
             await lease.release()
             raise
         task = asyncio.ensure_future(self._execute(prepared, lease, log, publish, local))
-        run = self._running[options.thread_id] = _LocalRun(options.thread_id, run_id, task)
+        run = _LocalRun(options.thread_id, run_id, options.owner, task)
+        self._running[options.thread_id] = run
         if self._early_stops.pop(run_id, None) is not None:
             run.stop("stopped by a stop request")
         return run
@@ -187,9 +214,13 @@ class GraphService:
         local: IteratorPublisher | None,
     ) -> RunResult:
         thread_id, run_id = prepared.thread_id, prepared.run_id
+        started, status = time.perf_counter(), "error"
+        if self.metrics is not None:
+            self.metrics.runs_in_flight.inc()
         try:
             result = await prepared.execute()
         except asyncio.CancelledError:
+            status = "stopped"
             run = self._running.get(thread_id)
             stopped = run.stopped_error() if run is not None else RuntimeError("cancelled")
             self._publish_failure(publish, thread_id, run_id, stopped)
@@ -198,9 +229,13 @@ class GraphService:
             self._publish_failure(publish, thread_id, run_id, error)
             raise
         else:
+            status = "interrupted" if result.interrupts else "success"
             publish(StreamChunk("end", thread_id, run_id, data=_end_data(result)))
             return result
         finally:
+            if self.metrics is not None:
+                self.metrics.runs_in_flight.dec()
+                self.metrics.run_seconds.labels(status).observe(time.perf_counter() - started)
             if local is not None:
                 local.close()
             if getattr(self._running.get(thread_id), "run_id", None) == run_id:
@@ -217,9 +252,12 @@ class GraphService:
         publish(StreamChunk("error", thread_id, run_id, data=info.to_dict()))
         publish(StreamChunk("end", thread_id, run_id, data={"status": "error"}))
 
-    async def stop(self, thread_id: str) -> str:
-        """Stop the run in progress on a thread, on this worker or another; returns its id."""
+    async def stop(self, thread_id: str, owner: str | None = None) -> str:
+        """Stop the run in progress on a thread, on this worker or another; returns its id.
+        The worker running it checks that the run belongs to ``owner``."""
         local = self._running.get(thread_id)
+        if local is not None and local.owner != owner:
+            raise _not_found(thread_id)
         if local is not None:
             local.stop("stopped by a stop request")
             await asyncio.wait({local.task}, timeout=STOP_CONFIRM_TIMEOUT_S)
@@ -228,7 +266,8 @@ class GraphService:
         if holder is None or not holder.startswith("run "):
             raise NoActiveRunError(f"no run is in progress on thread '{thread_id}'")
         run_id = holder.removeprefix("run ")
-        await self.broker.request_stop(thread_id, run_id)
+        await self._check_owner(thread_id, owner)
+        await self.broker.request_stop(thread_id, run_id, owner)
         deadline = time.monotonic() + STOP_CONFIRM_TIMEOUT_S
         while await self.checkpointer.thread_holder(thread_id) == holder:
             if time.monotonic() > deadline:
@@ -241,10 +280,11 @@ class GraphService:
             await asyncio.sleep(0.05)
         return run_id
 
-    def _on_stop_request(self, thread_id: str, run_id: str) -> None:
+    def _on_stop_request(self, thread_id: str, run_id: str, owner: str | None) -> None:
         run = self._running.get(thread_id)
         if run is not None and run.run_id == run_id:
-            run.stop("stopped by a stop request")
+            if run.owner == owner:
+                run.stop("stopped by a stop request")
             return
         now = time.monotonic()
         for known, when in list(self._early_stops.items()):
@@ -267,22 +307,39 @@ class GraphService:
 
     # ------------------------------------------------------------------ threads
 
-    async def get_state(self, thread_id: str) -> Checkpoint:
+    async def _check_owner(self, thread_id: str, owner: str | None) -> None:
+        """Another subject's thread does not exist, as far as this caller can tell (404, the
+        same answer as for an unknown thread): never a 403 that would confirm it exists."""
+        if owner is None:
+            return
+        thread = await self.checkpointer.get_thread(thread_id)
+        if thread is not None and thread.metadata.get("owner") != owner:
+            raise _not_found(thread_id)
+
+    async def get_state(self, thread_id: str, owner: str | None = None) -> Checkpoint:
+        await self._check_owner(thread_id, owner)
         checkpoint = await self.checkpointer.get(thread_id)
         if checkpoint is None:
             raise _not_found(thread_id)
         return checkpoint
 
-    async def history(self, thread_id: str, limit: int) -> list[Checkpoint]:
+    async def history(
+        self, thread_id: str, limit: int, owner: str | None = None
+    ) -> list[Checkpoint]:
+        await self._check_owner(thread_id, owner)
         checkpoints = await self.checkpointer.history(thread_id, limit)
         if not checkpoints:
             raise _not_found(thread_id)
         return checkpoints
 
-    async def list_threads(self, limit: int, offset: int) -> list[ThreadInfo]:
-        return await self.checkpointer.list_threads(limit, offset)
+    async def list_threads(
+        self, limit: int, offset: int, owner: str | None = None
+    ) -> list[ThreadInfo]:
+        return await self.checkpointer.list_threads(limit, offset, _ownership(owner))
 
-    async def update_state(self, thread_id: str, values: dict[str, Any]) -> Checkpoint:
+    async def update_state(
+        self, thread_id: str, values: dict[str, Any], owner: str | None = None
+    ) -> Checkpoint:
         """Set the given keys to the given values (no reducers) and keep everything else,
         a pending interrupt included, so a human can correct the state before resuming."""
         unknown = sorted(set(values) - set(self.graph.schema.channels))
@@ -295,6 +352,7 @@ class GraphService:
         update_id = f"update-{uuid.uuid4().hex}"
         lease = await self._lock(thread_id, f"state {update_id}")
         try:
+            await self._check_owner(thread_id, owner)
             latest = await self.checkpointer.get(thread_id)
             if latest is None:
                 base = self.graph.schema.initial_values()
@@ -312,14 +370,15 @@ class GraphService:
                     parent_id=latest.checkpoint_id,
                 )
             checkpoint.source = "update"
-            await self.checkpointer.put(checkpoint)
+            await self.checkpointer.put(checkpoint, _ownership(owner))
             return checkpoint
         finally:
             await lease.release()
 
-    async def delete_thread(self, thread_id: str) -> None:
+    async def delete_thread(self, thread_id: str, owner: str | None = None) -> None:
         lease = await self._lock(thread_id, f"deletion {uuid.uuid4().hex}")
         try:
+            await self._check_owner(thread_id, owner)
             if not await self.checkpointer.delete_thread(thread_id):
                 raise _not_found(thread_id)
         finally:
@@ -337,6 +396,11 @@ def _tee(first: Publish, second: Publish) -> Publish:
         second(chunk)
 
     return both
+
+
+def _ownership(owner: str | None) -> dict[str, Any] | None:
+    """The thread metadata recording who owns a thread (nothing when auth is off)."""
+    return None if owner is None else {"owner": owner}
 
 
 def _not_found(thread_id: str) -> ThreadNotFoundError:

@@ -7,13 +7,17 @@ has the table.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384"]
+HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 
 
 class SettingsError(Exception):
@@ -51,6 +55,46 @@ class Settings(BaseSettings):
         le=4096,
         validation_alias="AGENTFLOW_THREAD_POOL_SIZE",
         description="Threads that run sync nodes; a sync node waits for a free one.",
+    )
+    origins: Annotated[list[str], NoDecode] = Field(
+        ["*"],
+        validation_alias="ORIGINS",
+        description="Comma-separated CORS origins (scheme://host[:port]), or * for any.",
+    )
+    cors_allow_credentials: bool = Field(
+        False,
+        validation_alias="CORS_ALLOW_CREDENTIALS",
+        description="Let browsers send cookies/credentials cross-origin (never with ORIGINS=*).",
+    )
+    jwt_secret_key: SecretStr | None = Field(
+        None,
+        validation_alias="JWT_SECRET_KEY",
+        description="Turns on JWT auth for /v1/*; the HMAC secret for HS256/384/512.",
+    )
+    jwt_public_key: SecretStr | None = Field(
+        None,
+        validation_alias="JWT_PUBLIC_KEY",
+        description="PEM public key for RS256/ES256 tokens (turns on JWT auth too).",
+    )
+    jwt_algorithm: JwtAlgorithm = Field("HS256", validation_alias="JWT_ALGORITHM")
+    jwt_issuer: str | None = Field(None, validation_alias="JWT_ISSUER")
+    jwt_audience: str | None = Field(None, validation_alias="JWT_AUDIENCE")
+    docs_enabled: bool | None = Field(
+        None,
+        validation_alias="AGENTFLOW_DOCS",
+        description="Serve /docs and /openapi.json (default: on in development only).",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        gt=0,
+        validation_alias="AGENTFLOW_MAX_HEADER_BYTES",
+        description="Largest total size of a request's headers; larger gets 431.",
+    )
+    shutdown_grace_s: float = Field(
+        30.0,
+        ge=0,
+        validation_alias="AGENTFLOW_SHUTDOWN_GRACE_S",
+        description="On SIGTERM, how long runs may go on before they are stopped.",
     )
     checkpointer: Literal["memory", "postgres"] = Field(
         "memory",
@@ -108,6 +152,40 @@ class Settings(BaseSettings):
         description="How long a finished run's events can still be joined.",
     )
 
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                if origin != "*" and not _ORIGIN.fullmatch(str(origin)):
+                    raise ValueError(
+                        f"{origin!r} is not an origin: write scheme://host[:port] "
+                        "(http or https, no path, no trailing slash) or *"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.origins:
+            raise ValueError(
+                "CORS_ALLOW_CREDENTIALS=true cannot go with ORIGINS=* (browsers refuse it, and "
+                "it would let any site act as your users): list the allowed origins in ORIGINS"
+            )
+        hmac = self.jwt_algorithm in HMAC_ALGORITHMS
+        if hmac and self.jwt_public_key is not None and self.jwt_secret_key is None:
+            raise ValueError(
+                f"JWT_ALGORITHM={self.jwt_algorithm} verifies with JWT_SECRET_KEY, not "
+                "JWT_PUBLIC_KEY: set JWT_SECRET_KEY, or JWT_ALGORITHM=RS256/ES256"
+            )
+        if not hmac and self.auth_enabled and self.jwt_public_key is None:
+            raise ValueError(
+                f"JWT_ALGORITHM={self.jwt_algorithm} verifies with a public key: set "
+                "JWT_PUBLIC_KEY to its PEM"
+            )
+        return self
+
     @model_validator(mode="after")
     def _postgres_needs_a_database(self) -> Settings:
         if self.checkpointer == "postgres" and not self.database_url:
@@ -125,6 +203,29 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.mode == "production"
 
+    @property
+    def auth_enabled(self) -> bool:
+        return self.jwt_secret_key is not None or self.jwt_public_key is not None
+
+    @property
+    def serve_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    def unsafe_defaults(self) -> list[str]:
+        """What a production deployment should not run with, one sentence each."""
+        warnings = []
+        if "*" in self.origins:
+            warnings.append("ORIGINS=* lets any web page call this API from a browser")
+        if not self.auth_enabled:
+            warnings.append("no JWT_SECRET_KEY or JWT_PUBLIC_KEY: the API is open to anyone")
+        secret = self.jwt_secret_key
+        hmac = self.jwt_algorithm in HMAC_ALGORITHMS
+        if secret is not None and hmac and len(secret.get_secret_value().encode()) < 32:
+            warnings.append("JWT_SECRET_KEY is shorter than 32 bytes: use a longer secret")
+        if self.serve_docs:
+            warnings.append("AGENTFLOW_DOCS is on: /docs and /openapi.json are public")
+        return warnings
+
 
 def load_settings() -> Settings:
     """Read the environment, turning a bad value into one sentence that names the variable."""
@@ -139,10 +240,11 @@ def load_settings() -> Settings:
             field = str(item["loc"][0])
             name = _ENV_NAMES.get(field, field.upper())
             shown = "" if field in _SECRETS else f"={item.get('input')!r}"
-            problems.append(f"{name}{shown} is invalid: {item['msg']}")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}{shown} is invalid: {message}")
         raise SettingsError("; ".join(problems)) from None
 
 
 # Values never repeated in messages: they may carry passwords.
-_SECRETS = {"database_url", "redis_url"}
+_SECRETS = {"database_url", "redis_url", "jwt_secret_key", "jwt_public_key"}
 _ENV_NAMES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}

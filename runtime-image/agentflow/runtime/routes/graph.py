@@ -10,6 +10,7 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import StreamingResponse
 
 from agentflow.graph import MISSING, RunResult
+from agentflow.runtime.auth import Subject
 from agentflow.runtime.errors import InvalidRequestError
 from agentflow.runtime.responses import JSONResponse, ok, stream_response
 from agentflow.runtime.routes import Service
@@ -20,19 +21,23 @@ router = APIRouter(prefix="/v1/graph", tags=["graph"])
 
 
 @router.post("/invoke")
-async def invoke(body: RunBody, request: Request, service: Service) -> JSONResponse:
-    result = await service.invoke(_options(body), uuid.uuid4().hex)
+async def invoke(
+    body: RunBody, request: Request, service: Service, subject: Subject
+) -> JSONResponse:
+    result = await service.invoke(_options(body, subject), uuid.uuid4().hex)
     return ok(request, _present(result, body.response_granularity))
 
 
 @router.post("/stream", response_model=None)
 async def stream(
-    body: RunBody, request: Request, service: Service
+    body: RunBody, request: Request, service: Service, subject: Subject
 ) -> EventSourceResponse | StreamingResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk
     JSON per line instead."""
     chunks = await service.stream(
-        _options(body), uuid.uuid4().hex, cancel_on_disconnect=body.on_disconnect == "cancel"
+        _options(body, subject),
+        uuid.uuid4().hex,
+        cancel_on_disconnect=body.on_disconnect == "cancel",
     )
     return stream_response(request, chunks)
 
@@ -43,15 +48,17 @@ async def describe(request: Request, service: Service) -> JSONResponse:
 
 
 @router.post("/stop")
-async def stop(body: StopBody, request: Request, service: Service) -> JSONResponse:
+async def stop(
+    body: StopBody, request: Request, service: Service, subject: Subject
+) -> JSONResponse:
     thread_id = body.thread_id or body.config.thread_id
     if thread_id is None:
         raise InvalidRequestError("stop needs a thread_id, at the top level or in config")
-    run_id = await service.stop(thread_id)
+    run_id = await service.stop(thread_id, subject)
     return ok(request, {"thread_id": thread_id, "run_id": run_id, "stopped": True})
 
 
-def _options(body: RunBody) -> RunOptions:
+def _options(body: RunBody, subject: str | None) -> RunOptions:
     run_input: dict[str, Any] = dict(body.initial_state or {})
     if body.messages:
         run_input["messages"] = body.messages
@@ -62,6 +69,7 @@ def _options(body: RunBody) -> RunOptions:
         resume=body.resume if "resume" in body.model_fields_set else MISSING,
         metadata=dict(body.config.model_extra or {}),
         enqueue=body.multitask_strategy == "enqueue",
+        owner=subject,
     )
 
 

@@ -1,4 +1,5 @@
-"""Probes: ``/ping`` (agentflow's), ``/healthz`` (liveness) and ``/readyz`` (readiness)."""
+"""Operations endpoints, never behind auth: ``/ping`` (agentflow's), ``/healthz`` (liveness),
+``/readyz`` (readiness) and ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
+from agentflow.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from agentflow.runtime.responses import JSONResponse, ok
 
 router = APIRouter(tags=["health"])
@@ -53,3 +56,8 @@ async def _check(probe: Awaitable[None]) -> str:
     except Exception as error:
         return f"unavailable: {error}"
     return "ok"
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=METRICS_CONTENT_TYPE)

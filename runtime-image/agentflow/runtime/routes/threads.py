@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import StreamingResponse
 
+from agentflow.runtime.auth import Subject
 from agentflow.runtime.errors import InvalidRequestError
 from agentflow.runtime.responses import JSONResponse, ok, stream_response
 from agentflow.runtime.routes import Service
@@ -22,28 +23,33 @@ ThreadIdPath = Annotated[ThreadId, Path(description="The thread's id.")]
 async def list_threads(
     request: Request,
     service: Service,
+    subject: Subject,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
-    threads = await service.list_threads(limit, offset)
+    threads = await service.list_threads(limit, offset, subject)
     return ok(request, {"threads": [t.to_dict() for t in threads]})
 
 
 @router.get("/{thread_id}/state")
-async def get_state(thread_id: ThreadIdPath, request: Request, service: Service) -> JSONResponse:
-    return ok(request, snapshot(await service.get_state(thread_id)))
+async def get_state(
+    thread_id: ThreadIdPath, request: Request, service: Service, subject: Subject
+) -> JSONResponse:
+    return ok(request, snapshot(await service.get_state(thread_id, subject)))
 
 
 @router.put("/{thread_id}/state")
 async def put_state(
-    thread_id: ThreadIdPath, body: StateBody, request: Request, service: Service
+    thread_id: ThreadIdPath, body: StateBody, request: Request, service: Service, subject: Subject
 ) -> JSONResponse:
-    return ok(request, snapshot(await service.update_state(thread_id, body.state)))
+    return ok(request, snapshot(await service.update_state(thread_id, body.state, subject)))
 
 
 @router.delete("/{thread_id}/state")
-async def delete_state(thread_id: ThreadIdPath, request: Request, service: Service) -> JSONResponse:
-    await service.delete_thread(thread_id)
+async def delete_state(
+    thread_id: ThreadIdPath, request: Request, service: Service, subject: Subject
+) -> JSONResponse:
+    await service.delete_thread(thread_id, subject)
     return ok(request, {"thread_id": thread_id, "deleted": True})
 
 
@@ -52,9 +58,10 @@ async def history(
     thread_id: ThreadIdPath,
     request: Request,
     service: Service,
+    subject: Subject,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> JSONResponse:
-    checkpoints = await service.history(thread_id, limit)
+    checkpoints = await service.history(thread_id, limit, subject)
     return ok(request, {"history": [snapshot(c) for c in checkpoints]})
 
 
@@ -64,6 +71,7 @@ async def join_run_stream(
     run_id: Annotated[RunId, Path(description="The run's id, from its events or meta.")],
     request: Request,
     service: Service,
+    subject: Subject,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse | StreamingResponse:
     """Join a run's stream from any worker: the events after ``Last-Event-ID`` (all of them
@@ -73,5 +81,5 @@ async def join_run_stream(
         if not last_event_id.strip().isdigit():
             raise InvalidRequestError("Last-Event-ID must be the number of an event of this run")
         after = int(last_event_id)
-    chunks = await service.join(thread_id, run_id, after)
+    chunks = await service.join(thread_id, run_id, after, subject)
     return stream_response(request, chunks, first_index=after + 1)

@@ -1,0 +1,118 @@
+"""JWT bearer authentication for ``/v1/*``.
+
+:class:`Authenticator` is plain logic (``verify(authorization_header) -> subject``) so it is
+tested without a server; :func:`require_subject` is the FastAPI dependency that applies it.
+Each refusal names the check that failed and never repeats the token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from jwt.algorithms import get_default_algorithms
+
+from agentflow.runtime.errors import RuntimeAPIError
+from agentflow.runtime.settings import HMAC_ALGORITHMS, Settings, SettingsError
+
+
+class AuthError(RuntimeAPIError):
+    status = 401
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        # RFC 6750: tell the client which scheme to use, and (without the token) why.
+        reason = "invalid_request" if code == "missing_token" else "invalid_token"
+        self.headers = {"WWW-Authenticate": f'Bearer error="{reason}"'}
+
+
+class Authenticator:
+    """Verifies ``Authorization: Bearer <jwt>`` against the configured key and claims."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        if self.algorithm in HMAC_ALGORITHMS:
+            assert settings.jwt_secret_key is not None  # Settings guarantees it
+            self.key: Any = settings.jwt_secret_key.get_secret_value()
+        else:
+            assert settings.jwt_public_key is not None
+            try:
+                algorithm = get_default_algorithms()[self.algorithm]
+                self.key = algorithm.prepare_key(settings.jwt_public_key.get_secret_value())
+            except Exception:
+                raise SettingsError(
+                    f"JWT_PUBLIC_KEY is not a PEM public key usable with {self.algorithm}"
+                ) from None
+
+    def verify(self, authorization: str | None) -> str:
+        """The token's subject (``sub``), or :class:`AuthError` saying which check failed."""
+        if not authorization:
+            raise AuthError("missing_token", "this endpoint needs 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or " " in token:
+            raise AuthError(
+                "malformed_authorization",
+                "the Authorization header must be 'Bearer <token>' with a single token",
+            )
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise AuthError(
+                "malformed_token", "the bearer token is not a well-formed JWT"
+            ) from None
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm.lower() == "none":
+            raise AuthError("unsigned_token", "unsigned tokens (alg 'none') are refused")
+        if algorithm != self.algorithm:
+            raise AuthError(
+                "wrong_algorithm",
+                f"the token is signed with {algorithm}, but this server accepts only "
+                f"{self.algorithm}",
+            )
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+            )
+        except jwt.InvalidSignatureError:
+            raise AuthError("bad_signature", "the token's signature does not verify") from None
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token_expired", "the token has expired (exp)") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("token_not_yet_valid", "the token is not valid yet (nbf)") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise AuthError(
+                "missing_claim", f"the token has no '{error.claim}' claim, which is required"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("wrong_issuer", f"the token's issuer is not '{self.issuer}'") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError(
+                "wrong_audience", f"the token's audience does not include '{self.audience}'"
+            ) from None
+        except jwt.PyJWTError as error:
+            raise AuthError("invalid_token", f"the token is invalid: {error}") from None
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise AuthError("missing_claim", "the token's 'sub' claim must be a non-empty string")
+        return subject
+
+
+def require_subject(request: Request) -> str | None:
+    """The caller's subject when auth is on (401 otherwise); None when auth is off."""
+    authenticator: Authenticator | None = request.app.state.authenticator
+    if authenticator is None:
+        return None
+    return authenticator.verify(request.headers.get("authorization"))
+
+
+Subject = Annotated[str | None, Depends(require_subject)]

@@ -1,0 +1,194 @@
+"""Prometheus metrics: what ``GET /metrics`` shows.
+
+One :class:`Metrics` per app (its own registry, no globals). With several Uvicorn workers,
+``agentflow api`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder and every worker's
+figures are summed at scrape time, so one scrape of the pod sees all of its workers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentflow.checkpoint.base import Checkpoint, Checkpointer, ThreadInfo, ThreadLease
+
+T = TypeVar("T")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        # In multiprocess mode the values live in files; the registry only serves this process.
+        self.registry = CollectorRegistry()
+        registry = None if self.multiprocess else self.registry
+        self.requests = Counter(
+            "agentflow_http_requests_total",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "agentflow_http_request_duration_seconds",
+            "Time from request to the end of the response (whole stream for streams).",
+            ["method", "route"],
+            registry=registry,
+        )
+        self.runs_in_flight = Gauge(
+            "agentflow_runs_in_flight",
+            "Graph runs executing now (the autoscaling signal: agents mostly wait on models).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.run_seconds = Histogram(
+            "agentflow_run_duration_seconds",
+            "Duration of graph runs, by how they ended.",
+            ["status"],
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        )
+        self.stream_events = Counter(
+            "agentflow_stream_events_total",
+            "Stream events sent to clients, by event type.",
+            ["event"],
+            registry=registry,
+        )
+        self.pool_queue_depth = Gauge(
+            "agentflow_thread_pool_queue_depth",
+            "Sync node calls waiting for a free thread of the pool.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.checkpointer_seconds = Histogram(
+            "agentflow_checkpointer_duration_seconds",
+            "Latency of checkpointer operations.",
+            ["operation"],
+            registry=registry,
+            buckets=_FAST_BUCKETS,
+        )
+
+    def render(self) -> bytes:
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+class HTTPMetricsMiddleware:
+    """Counts requests and times them by route template (``/v1/threads/{thread_id}/state``,
+    never the concrete path, so the number of series stays bounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.request_seconds.labels(method, route).observe(
+                time.perf_counter() - started
+            )
+
+
+class MeteredCheckpointer(Checkpointer):
+    """Times every operation of another checkpointer."""
+
+    def __init__(self, inner: Checkpointer, metrics: Metrics) -> None:
+        self.inner = inner
+        self._seconds = metrics.checkpointer_seconds
+
+    async def _timed(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        try:
+            return await call()
+        finally:
+            self._seconds.labels(operation).observe(time.perf_counter() - started)
+
+    async def setup(self) -> None:
+        await self.inner.setup()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def ping(self) -> None:
+        await self._timed("ping", self.inner.ping)
+
+    async def get(self, thread_id: str) -> Checkpoint | None:
+        return await self._timed("get", lambda: self.inner.get(thread_id))
+
+    async def put(
+        self, checkpoint: Checkpoint, thread_metadata: dict[str, Any] | None = None
+    ) -> None:
+        await self._timed("put", lambda: self.inner.put(checkpoint, thread_metadata))
+
+    async def history(self, thread_id: str, limit: int = 20) -> list[Checkpoint]:
+        return await self._timed("history", lambda: self.inner.history(thread_id, limit))
+
+    async def get_thread(self, thread_id: str) -> ThreadInfo | None:
+        return await self._timed("get_thread", lambda: self.inner.get_thread(thread_id))
+
+    async def list_threads(
+        self, limit: int = 100, offset: int = 0, metadata: dict[str, Any] | None = None
+    ) -> list[ThreadInfo]:
+        return await self._timed(
+            "list_threads", lambda: self.inner.list_threads(limit, offset, metadata)
+        )
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        return await self._timed("delete_thread", lambda: self.inner.delete_thread(thread_id))
+
+    async def lock_thread(self, thread_id: str, holder: str) -> ThreadLease:
+        return await self._timed("lock_thread", lambda: self.inner.lock_thread(thread_id, holder))
+
+    async def thread_holder(self, thread_id: str) -> str | None:
+        return await self._timed("thread_holder", lambda: self.inner.thread_holder(thread_id))
+
+
+class MeteredThreadPool(ThreadPoolExecutor):
+    """The pool for sync nodes, counting the calls that wait for a free thread."""
+
+    def __init__(self, max_workers: int, queue_depth: Gauge) -> None:
+        super().__init__(max_workers, thread_name_prefix="agentflow-node")
+        self._queue_depth = queue_depth
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self._queue_depth.inc()
+
+        def started() -> T:
+            self._queue_depth.dec()
+            return fn(*args, **kwargs)
+
+        return super().submit(started)

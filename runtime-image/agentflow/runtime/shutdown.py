@@ -1,0 +1,41 @@
+"""Noticing SIGTERM early enough to wind streams down instead of cutting them."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def on_termination(callback: Callable[[], Any]) -> Callable[[], None]:
+    """Call ``callback`` on the running event loop when SIGTERM or SIGINT arrives, then hand
+    the signal to the handler that was there before (Uvicorn's, which stops accepting and
+    waits for open requests). Returns a function that restores the previous handlers.
+
+    Uvicorn runs the lifespan only once every open request has finished, so this is where a
+    server learns in time that it should ask its runs to finish.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signals can only be handled on the main thread
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(callback)
+        prior = previous[signal.Signals(signum)]
+        if callable(prior):
+            prior(signum, frame)
+
+    for sig in _SIGNALS:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, prior in previous.items():
+            signal.signal(sig, prior)
+
+    return restore
