@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import tempfile
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -77,6 +79,9 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Every worker writes its metrics there; /metrics on any of them sums them all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="agentflow-metrics-")
+    # Uvicorn drains on SIGTERM, then restores the previous handler and raises the signal again
+    # so the exit status tells of it: with this handler, a drained server exits 0.
+    signal.signal(signal.SIGTERM, _exit_after_drain)
     # One worker serves the app built here; several each build their own from the env.
     app = create_app(settings) if workers == 1 else "agentflow.runtime.app:create_app_from_env"
     uvicorn.run(
@@ -90,6 +95,10 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
         # Open streams get the grace period (then their runs are stopped) and a margin.
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + SHUTDOWN_MARGIN_S,
     )
+
+
+def _exit_after_drain(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 async def _preflight(checkpointer: Checkpointer) -> None:

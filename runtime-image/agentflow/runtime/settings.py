@@ -219,9 +219,13 @@ class Settings(BaseSettings):
         if not self.auth_enabled:
             warnings.append("no JWT_SECRET_KEY or JWT_PUBLIC_KEY: the API is open to anyone")
         secret = self.jwt_secret_key
-        hmac = self.jwt_algorithm in HMAC_ALGORITHMS
-        if secret is not None and hmac and len(secret.get_secret_value().encode()) < 32:
-            warnings.append("JWT_SECRET_KEY is shorter than 32 bytes: use a longer secret")
+        if secret is not None and self.jwt_algorithm in HMAC_ALGORITHMS:
+            minimum = int(self.jwt_algorithm[2:]) // 8  # RFC 7518 3.2: at least the hash size
+            if len(secret.get_secret_value().encode()) < minimum:
+                warnings.append(
+                    f"JWT_SECRET_KEY is shorter than {minimum} bytes, the least RFC 7518 "
+                    f"allows for {self.jwt_algorithm}: use a longer secret"
+                )
         if self.serve_docs:
             warnings.append("AGENTFLOW_DOCS is on: /docs and /openapi.json are public")
         return warnings

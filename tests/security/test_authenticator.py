@@ -1,0 +1,109 @@
+"""The JWT checks, one by one, on the plain Authenticator (tokens made here with PyJWT)."""
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from agentflow.runtime.auth import Authenticator, AuthError
+from agentflow.runtime.settings import Settings, SettingsError
+
+SECRET = "a-test-secret-of-64-bytes-enough-for-hs512-0123456789abcdefghijk"
+
+
+def settings(**values: object) -> Settings:
+    return Settings.model_validate({"JWT_SECRET_KEY": SECRET, **values})
+
+
+def token(key: object = SECRET, algorithm: str = "HS256", **claims: object) -> str:
+    payload = {"sub": "alice", "exp": int(time.time()) + 60, **claims}
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm)
+
+
+def refusal(authenticator: Authenticator, header: str | None) -> AuthError:
+    with pytest.raises(AuthError) as caught:
+        authenticator.verify(header)
+    assert caught.value.status == 401
+    assert caught.value.headers["WWW-Authenticate"].startswith("Bearer")
+    return caught.value
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512"])
+def test_hmac_tokens_give_their_subject(algorithm):
+    authenticator = Authenticator(settings(JWT_ALGORITHM=algorithm))
+    assert authenticator.verify(f"Bearer {token(algorithm=algorithm)}") == "alice"
+
+
+def pem_pair(private_key) -> tuple[object, str]:
+    public = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private_key, public.decode()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "make_key"),
+    [
+        ("RS256", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
+    ],
+)
+def test_public_key_tokens_give_their_subject(algorithm, make_key):
+    private, public = pem_pair(make_key())
+    authenticator = Authenticator(
+        Settings.model_validate({"JWT_ALGORITHM": algorithm, "JWT_PUBLIC_KEY": public})
+    )
+    assert authenticator.verify(f"Bearer {token(private, algorithm)}") == "alice"
+    other, _ = pem_pair(make_key())
+    assert refusal(authenticator, f"Bearer {token(other, algorithm)}").code == "bad_signature"
+
+
+def test_a_public_key_that_is_not_one_is_a_settings_error():
+    with pytest.raises(SettingsError, match="JWT_PUBLIC_KEY is not a PEM public key"):
+        Authenticator(Settings.model_validate({"JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY": "x"}))
+
+
+@pytest.mark.parametrize(
+    ("header", "code", "phrase"),
+    [
+        (None, "missing_token", "needs 'Authorization: Bearer <token>'"),
+        ("", "missing_token", "needs"),
+        ("Basic dXNlcjpwdw==", "malformed_authorization", "must be 'Bearer <token>'"),
+        ("Bearer", "malformed_authorization", "must be 'Bearer <token>'"),
+        ("Bearer a b", "malformed_authorization", "single token"),
+        ("Bearer not-a-jwt", "malformed_token", "not a well-formed JWT"),
+    ],
+)
+def test_missing_and_garbled_headers(header, code, phrase):
+    error = refusal(Authenticator(settings()), header)
+    assert error.code == code and phrase in str(error)
+
+
+def test_each_failed_check_is_named():
+    authenticator = Authenticator(settings(JWT_ISSUER="https://issuer", JWT_AUDIENCE="agents"))
+    good = {"iss": "https://issuer", "aud": "agents"}
+    now = int(time.time())
+    cases = {
+        "unsigned_token": jwt.encode({"sub": "a", "exp": now + 60, **good}, None, "none"),
+        "wrong_algorithm": token(algorithm="HS512", **good),
+        "bad_signature": token("x" * 64, **good),
+        "token_expired": token(exp=now - 10, **good),
+        "token_not_yet_valid": token(nbf=now + 600, **good),
+        "wrong_issuer": token(iss="https://evil", aud="agents"),
+        "wrong_audience": token(iss="https://issuer", aud="others"),
+    }
+    for code, bad in cases.items():
+        error = refusal(authenticator, f"Bearer {bad}")
+        assert error.code == code, (code, str(error))
+        assert bad not in str(error)  # never echo the token
+    assert authenticator.verify(f"Bearer {token(**good)}") == "alice"
+
+
+def test_exp_and_sub_are_required():
+    authenticator = Authenticator(settings())
+    no_exp = jwt.encode({"sub": "alice"}, SECRET, "HS256")
+    no_sub = jwt.encode({"exp": int(time.time()) + 60}, SECRET, "HS256")
+    assert "'exp' claim" in str(refusal(authenticator, f"Bearer {no_exp}"))
+    assert "'sub' claim" in str(refusal(authenticator, f"Bearer {no_sub}"))
