@@ -1,0 +1,43 @@
+"""The operator's own configuration, from its environment (set by the Helm chart)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_RUNTIME_IMAGE = "ghcr.io/agentflow/runtime:0.1.0"
+
+
+class OperatorConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTFLOW_OPERATOR_", frozen=True)
+
+    watch_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated namespaces to watch; all namespaces when empty.",
+    )
+    default_image: str = Field(
+        DEFAULT_RUNTIME_IMAGE, description="Runtime image of graphs that name none."
+    )
+    default_mode: Literal["development", "production"] = Field("production")
+    default_dsn_secret: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$",
+        description="namespace/name of the Secret with the shared Postgres DSN; copied into each "
+        "graph's namespace for graphs with no checkpointer of their own.",
+    )
+    default_dsn_secret_key: str = Field("dsn", description="Key of the DSN in that Secret.")
+    default_redis_url: str | None = Field(None, pattern=r"^rediss?://", description="Shared Redis.")
+    shutdown_grace_s: int = Field(
+        30, ge=0, le=3600, description="Grace the runtime gives open streams on SIGTERM."
+    )
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    peering: str = Field("agentflow", description="kopf peering name shared by operator replicas.")
+
+    @field_validator("watch_namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
