@@ -1,0 +1,437 @@
+"""The HTTP face of the emulated API server: the REST paths, discovery, watch streams and the
+Table format ``kubectl get`` asks for. The rules live in cluster.py.
+
+Run it with :class:`EmulatorServer` (a Uvicorn server on a loopback port, in a thread of the
+test process); ``kubeconfig()`` writes a kubeconfig for kubectl, kopf and the kubernetes client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.kube.cluster import ApiError, Cluster, ResourceType
+from tests.kube.jsonpath import evaluate as jsonpath
+
+WATCH_BOOKMARK_S = 5.0
+
+
+@dataclass
+class Fault:
+    """Answer matching requests with ``status`` (instead of serving them), ``times`` times."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    times: int
+    delay_s: float = 0.0
+
+
+class Emulator:
+    def __init__(self) -> None:
+        self.cluster = Cluster()
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str]] = []
+        self.app = Starlette(
+            routes=[
+                Route(
+                    "/{path:path}", self.dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]
+                )
+            ]
+        )
+
+    def inject(
+        self, method: str, path: str, status: int, times: int = 1, delay_s: float = 0.0
+    ) -> None:
+        self.faults.append(Fault(method, re.compile(path), status, times, delay_s))
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def dispatch(self, request: Request) -> Response:
+        path = "/" + request.path_params["path"]
+        self.requests.append((request.method, path))
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == request.method and fault.path.search(path):
+                fault.times -= 1
+                await asyncio.sleep(fault.delay_s)
+                error = ApiError(
+                    fault.status,
+                    "InternalError" if fault.status >= 500 else "Conflict",
+                    f"injected fault {fault.status}",
+                )
+                return JSONResponse(error.status(), status_code=fault.status)
+        try:
+            return await self._serve(request, path)
+        except ApiError as error:
+            return JSONResponse(error.status(), status_code=error.code)
+
+    async def _serve(self, request: Request, path: str) -> Response:
+        if path == "/version":
+            return JSONResponse(
+                {
+                    "major": "1",
+                    "minor": "37",
+                    "gitVersion": "v1.37.0-agentflow-emulator",
+                    "platform": "linux/amd64",
+                }
+            )
+        if path in ("/api", "/api/"):
+            return JSONResponse(
+                {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+            )
+        if path in ("/apis", "/apis/"):
+            return JSONResponse(self._groups())
+        if path.startswith(("/openapi", "/healthz", "/livez", "/readyz")):
+            raise ApiError(404, "NotFound", "not served by the emulator")
+        parts = [p for p in path.split("/") if p]
+        if parts[0] == "api" and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource: {path}"
+            )
+        if not rest:
+            return JSONResponse(self._resources(group, version))
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and (group, rest[2]) in self.cluster.types:
+            namespace, rest = rest[1], rest[2:]
+        rtype = self.cluster.resolve(group, rest[0])
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else None
+        return await self._verb(request, rtype, namespace, name, subresource)
+
+    async def _verb(
+        self,
+        request: Request,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str | None,
+        sub: str | None,
+    ) -> Response:
+        cluster, query, method = self.cluster, request.query_params, request.method
+        if name is None:
+            if method == "GET" and query.get("watch") in ("1", "true"):
+                return self._watch(request, rtype, namespace)
+            if method == "GET":
+                items = cluster.list(
+                    rtype, namespace, query.get("labelSelector"), query.get("fieldSelector")
+                )
+                if "as=Table" in request.headers.get("accept", ""):
+                    return JSONResponse(self._table(rtype, items))
+                return JSONResponse(
+                    {
+                        "kind": f"{rtype.kind}List",
+                        "apiVersion": rtype.api_version,
+                        "metadata": {"resourceVersion": str(cluster.rv)},
+                        "items": items,
+                    }
+                )
+            if method == "POST":
+                created = cluster.create(rtype, namespace, await self._body(request))
+                return JSONResponse(created, status_code=201)
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
+        if method == "GET":
+            obj = cluster.get(rtype, namespace, name)
+            if sub == "scale":
+                return JSONResponse(cluster.scale_of(rtype, obj))
+            if "as=Table" in request.headers.get("accept", ""):
+                return JSONResponse(self._table(rtype, [obj]))
+            return JSONResponse(obj)
+        if method == "PUT":
+            return JSONResponse(
+                cluster.replace(rtype, namespace, name, await self._body(request), sub)
+            )
+        if method == "PATCH":
+            content_type = request.headers.get("content-type", "")
+            return JSONResponse(
+                cluster.patch(rtype, namespace, name, await self._body(request), content_type, sub)
+            )
+        if method == "DELETE":
+            body = await self._body(request, required=False)
+            propagation = query.get("propagationPolicy") or (body or {}).get("propagationPolicy")
+            return JSONResponse(cluster.delete(rtype, namespace, name, propagation))
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed")
+
+    @staticmethod
+    async def _body(request: Request, required: bool = True) -> Any:
+        raw = await request.body()
+        if not raw:
+            if required:
+                raise ApiError(400, "BadRequest", "the request has no body")
+            return None
+        try:
+            if "yaml" in request.headers.get("content-type", ""):
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except ValueError as error:
+            raise ApiError(400, "BadRequest", f"the body is not valid JSON: {error}") from None
+
+    # ------------------------------------------------------------------ watch
+
+    def _watch(self, request: Request, rtype: ResourceType, namespace: str | None) -> Response:
+        query = request.query_params
+        timeout_s = float(query.get("timeoutSeconds") or 300)
+        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
+        try:
+            watcher, first = self.cluster.watch(
+                rtype,
+                namespace,
+                query.get("resourceVersion"),
+                query.get("labelSelector"),
+                query.get("fieldSelector"),
+            )
+        except ApiError as error:
+            if error.code != 410:
+                raise
+            line = json.dumps({"type": "ERROR", "object": error.status()}) + "\n"
+            return Response(line, media_type="application/json")
+
+        async def stream() -> AsyncIterator[bytes]:
+            deadline = time.monotonic() + timeout_s
+            try:
+                for event in first:
+                    yield _line(event.type, event.obj)
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        event = await asyncio.wait_for(
+                            watcher.queue.get(), min(left, WATCH_BOOKMARK_S)
+                        )
+                    except TimeoutError:
+                        if bookmarks:
+                            marker = {
+                                "kind": rtype.kind,
+                                "apiVersion": rtype.api_version,
+                                "metadata": {"resourceVersion": str(self.cluster.rv)},
+                            }
+                            yield _line("BOOKMARK", marker)
+                        continue
+                    if event is None:
+                        return
+                    yield _line(event.type, event.obj)
+            finally:
+                self.cluster.watchers.discard(watcher)
+
+        return StreamingResponse(stream(), media_type="application/json")
+
+    def close_watches(self) -> None:
+        """End every open watch (as an API server restart would)."""
+        for watcher in list(self.cluster.watchers):
+            watcher.queue.put_nowait(None)
+
+    # ------------------------------------------------------------------ discovery and tables
+
+    def _groups(self) -> dict[str, Any]:
+        groups: dict[str, str] = {}
+        for rtype in self.cluster.types.values():
+            if rtype.group:
+                groups.setdefault(rtype.group, rtype.version)
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                    "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v},
+                }
+                for g, v in sorted(groups.items())
+            ],
+        }
+
+    def _resources(self, group: str, version: str) -> dict[str, Any]:
+        found = [
+            t for t in self.cluster.types.values() if t.group == group and t.version == version
+        ]
+        if not found:
+            raise ApiError(
+                404,
+                "NotFound",
+                f"the server could not find the requested resource: {group}/{version}",
+            )
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        resources = []
+        for t in found:
+            resources.append(
+                {
+                    "name": t.plural,
+                    "singularName": t.singular,
+                    "namespaced": t.namespaced,
+                    "kind": t.kind,
+                    "verbs": verbs,
+                    "shortNames": t.short_names,
+                }
+            )
+            if t.status:
+                resources.append(
+                    {
+                        "name": f"{t.plural}/status",
+                        "singularName": "",
+                        "namespaced": t.namespaced,
+                        "kind": t.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+            if t.scale is not None:
+                resources.append(
+                    {
+                        "name": f"{t.plural}/scale",
+                        "singularName": "",
+                        "namespaced": t.namespaced,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": resources,
+        }
+
+    @staticmethod
+    def _table(rtype: ResourceType, items: list[dict[str, Any]]) -> dict[str, Any]:
+        columns = [
+            {
+                "name": "Name",
+                "type": "string",
+                "format": "name",
+                "description": "Name",
+                "priority": 0,
+            }
+        ]
+        paths: list[str] = []
+        for column in rtype.printer_columns or [
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+        ]:
+            columns.append(
+                {
+                    "name": column["name"],
+                    "type": column.get("type", "string"),
+                    "format": "",
+                    "description": column.get("description", ""),
+                    "priority": column.get("priority", 0),
+                }
+            )
+            paths.append(column["jsonPath"])
+        rows = []
+        for obj in items:
+            cells: list[Any] = [obj["metadata"]["name"]]
+            cells += [_cell(jsonpath(obj, path)) for path in paths]
+            meta = {
+                "name": obj["metadata"]["name"],
+                "namespace": obj["metadata"].get("namespace"),
+                "creationTimestamp": obj["metadata"].get("creationTimestamp"),
+            }
+            rows.append(
+                {
+                    "cells": cells,
+                    "object": {
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": meta,
+                    },
+                }
+            )
+        return {
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {},
+            "columnDefinitions": columns,
+            "rows": rows,
+        }
+
+
+def _cell(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else ("" if not values else ",".join(map(str, values)))
+
+
+def _line(kind: str, obj: dict[str, Any]) -> bytes:
+    return (json.dumps({"type": kind, "object": obj}) + "\n").encode()
+
+
+class EmulatorServer:
+    """The emulator on a loopback port, served by Uvicorn in a daemon thread."""
+
+    def __init__(self, port: int) -> None:
+        self.emulator = Emulator()
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            self.emulator.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> EmulatorServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API emulator did not start")
+            time.sleep(0.02)
+        return self
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the emulator's event loop (the cluster is not thread-safe)."""
+        result: dict[str, Any] = {}
+        done = threading.Event()
+
+        async def run() -> None:
+            try:
+                result["value"] = fn()
+            except BaseException as error:  # handed back to the calling thread
+                result["error"] = error
+            finally:
+                done.set()
+
+        self._loop().call_soon_threadsafe(lambda: asyncio.ensure_future(run()))
+        done.wait(10)
+        if "error" in result:
+            raise result["error"]
+        return result.get("value")
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None:
+            server = self.server.servers[0]
+            self.loop = server.get_loop()
+        return self.loop
+
+    def stop(self) -> None:
+        self.call(self.emulator.close_watches)
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def kubeconfig(self, path: Path) -> Path:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "emulator-allows-everyone"}}],
+            "contexts": [
+                {
+                    "name": "emulator",
+                    "context": {"cluster": "emulator", "user": "tester", "namespace": "default"},
+                }
+            ],
+            "current-context": "emulator",
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
