@@ -485,9 +485,9 @@ class Cluster:
     def _empty_namespace(self, namespace: str) -> None:
         for key, bucket in list(self.objects.items()):
             for (ns, name), obj in list(bucket.items()):
-                if ns == namespace and key in self.types and self.types[key].namespaced:
-                    if (ns, name) in bucket:
-                        self._remove(self.types[key], obj)
+                namespaced = key in self.types and self.types[key].namespaced
+                if ns == namespace and namespaced and (ns, name) in bucket:
+                    self._remove(self.types[key], obj)
 
     def _dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
         return [

@@ -50,7 +50,8 @@ def label_matcher(selector: str | None) -> Matcher:
             key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
             tests.append(lambda labels, k=key, v=value: labels.get(k) == v)
         elif term.startswith("!"):
-            tests.append(lambda labels, k=term[1:].strip(): k not in labels)
+            absent = term[1:].strip()
+            tests.append(lambda labels, k=absent: k not in labels)
         elif re.fullmatch(r"[\w./-]+", term):
             tests.append(lambda labels, k=term: k in labels)
         else:

@@ -50,10 +50,13 @@ def test_create_get_list_with_selectors_and_conflicts(api):
     api.post(CM, json=configmap("two", tier="db"))
     assert first["metadata"]["uid"] and first["metadata"]["resourceVersion"]
     assert api.get(f"{CM}/one").json()["data"] == {"k": "v"}
-    names = lambda selector: [
-        i["metadata"]["name"]
-        for i in api.get(CM, params={"labelSelector": selector}).json()["items"]
-    ]
+
+    def names(selector):
+        return [
+            i["metadata"]["name"]
+            for i in api.get(CM, params={"labelSelector": selector}).json()["items"]
+        ]
+
     assert names("tier=web") == ["one"]
     assert names("tier in (web,db)") == ["one", "two"]
     assert names("tier!=web") == ["two"]
