@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from agentflow_operator.crd import crd_yaml
@@ -16,3 +18,28 @@ def main() -> None:
 def crd() -> None:
     """Print the AgentGraph CustomResourceDefinition (generated from the API models)."""
     click.echo(crd_yaml(), nl=False)
+
+
+@main.command()
+@click.option("--verbose", is_flag=True, help="Log kopf's own decisions too.")
+def run(verbose: bool) -> None:
+    """Run the operator (kopf) until SIGTERM."""
+    import asyncio
+
+    import kopf
+
+    from agentflow_operator import handlers  # noqa: F401 - registers the handlers
+    from agentflow_operator.config import OperatorConfig
+
+    config = OperatorConfig()
+    kopf.configure(verbose=verbose, log_prefix=True)
+    logging.getLogger("agentflow_operator").setLevel(config.log_level)
+    namespaces = config.watch_namespaces
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            peering_name=config.peering,
+            liveness_endpoint="http://0.0.0.0:8080/healthz",
+        )
+    )

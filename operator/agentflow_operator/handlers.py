@@ -1,0 +1,157 @@
+"""Kopf handlers: thin glue between events and the plain functions of reconcile.py.
+
+* An AgentGraph created, changed or found at start-up is reconciled; so is every graph each
+  ``RESYNC_S`` (drift repair that needs no event).
+* A change to a Deployment, Service, HPA or PDB the operator manages (an edit, a deletion, the
+  Deployment's status moving) re-reconciles its owner at once.
+* A change to a Secret re-reconciles the graphs that read it, so rotating a key rolls the pods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any, cast
+
+import kopf
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient
+
+from agentflow_operator.api import GROUP, PLURAL, VERSION, AgentGraphSpec
+from agentflow_operator.builders import MANAGED_BY, referenced_secrets
+from agentflow_operator.config import OperatorConfig
+from agentflow_operator.reconcile import Cluster, NotAccepted, reconcile, status_of, without_times
+
+logger = logging.getLogger("agentflow_operator")
+
+RESYNC_S = 30
+RETRY_S = 10
+MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+class Context:
+    """What every handler shares, built once at start-up (kopf's memo)."""
+
+    def __init__(self) -> None:
+        self.config = OperatorConfig()
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:  # outside a cluster: KUBECONFIG (read now, not
+            kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # at import)
+        self.api_client = ApiClient()
+        self.cluster = Cluster(self.api_client)
+
+    def connection_info(self) -> kopf.ConnectionInfo:
+        """The credentials the kubernetes client loaded, for kopf's own connection."""
+        configuration = self.api_client.configuration
+        scheme, _, token = (configuration.api_key.get("authorization") or "").partition(" ")
+        return kopf.ConnectionInfo(
+            server=configuration.host,
+            scheme=scheme or None,
+            token=token or None,
+            ca_path=configuration.ssl_ca_cert,
+            insecure=not configuration.verify_ssl,
+            certificate_path=configuration.cert_file,
+            private_key_path=configuration.key_file,
+        )
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    memo.context = Context()
+    config = memo.context.config
+    # Progress and the last handled spec live in annotations, not in status (ours is typed).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.peering.name = config.peering
+    settings.peering.mandatory = False  # without the peering CRDs, one replica runs alone
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+
+
+def _sync(body: kopf.Body, context: Context) -> None:
+    """Reconcile one graph and write its status (only when it changed)."""
+    graph = dict(body)
+    failure, outcome = None, None
+    try:
+        outcome = reconcile(context.cluster, graph, context.config)
+    except NotAccepted as refusal:
+        failure = refusal
+    status = status_of(graph, outcome, failure, context.config)
+    if without_times(status) != without_times(dict(body.get("status") or {})):
+        meta = body["metadata"]
+        context.cluster.patch_status(meta["namespace"], meta["name"], status)
+    if failure is not None:
+        kopf.warn(body, reason=failure.reason, message=failure.message)
+        raise kopf.TemporaryError(failure.message, delay=RETRY_S)
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    return memo.context.connection_info()  # type: ignore[no-any-return]
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def on_graph(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _sync(body, memo.context)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_S, initial_delay=RESYNC_S)
+def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _sync(body, memo.context)
+
+
+def _resync_owner(namespace: str, owner: str, context: Context) -> None:
+    body = context.cluster.get(f"{GROUP}/{VERSION}", "AgentGraph", namespace, owner)
+    if body is not None and not body["metadata"].get("deletionTimestamp"):
+        # A refusal is reported in the status; the graph's own handler retries it.
+        with contextlib.suppress(kopf.TemporaryError):
+            _sync(kopf.Body(cast(kopf.RawBody, body)), context)
+
+
+def _owner_name(meta: kopf.Meta) -> str | None:
+    refs = meta.get("ownerReferences") or []
+    return next(
+        (ref["name"] for ref in refs if ref.get("kind") == "AgentGraph" and ref.get("controller")),
+        None,
+    )
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+def on_owned(meta: kopf.Meta, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    owner = _owner_name(meta)
+    if owner is not None and namespace is not None:
+        _resync_owner(namespace, owner, memo.context)
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def secret_readers(
+    spec: kopf.Spec, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> dict[tuple[str | None, str], str]:
+    """(namespace, Secret name) -> the graphs whose pods read that Secret."""
+    try:
+        parsed = AgentGraphSpec.model_validate(dict(spec))
+    except ValueError:
+        return {}
+    readers = referenced_secrets(parsed, memo.context.config)
+    return {(namespace, secret): name for secret in readers}
+
+
+@kopf.on.event("", "v1", "secrets")
+def on_secret(name: str, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    readers: kopf.Index[tuple[str | None, str], str] = kwargs["secret_readers"]  # kopf index
+    if namespace is None:
+        return
+    for graph in set(readers.get((namespace, name), [])):
+        _resync_owner(namespace, graph, memo.context)
