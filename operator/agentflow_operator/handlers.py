@@ -17,6 +17,8 @@ from typing import Any, cast
 import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from agentflow_operator.api import GROUP, PLURAL, VERSION, AgentGraphSpec
 from agentflow_operator.builders import MANAGED_BY, referenced_secrets
@@ -26,7 +28,8 @@ from agentflow_operator.reconcile import Cluster, NotAccepted, reconcile, status
 logger = logging.getLogger("agentflow_operator")
 
 RESYNC_S = 30
-RETRY_S = 10
+RETRY_S = 10  # an AgentGraph refused for its spec (a Secret missing...)
+API_RETRY_S = 2  # an error of the Kubernetes API itself
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
@@ -83,6 +86,11 @@ def _sync(body: kopf.Body, context: Context) -> None:
         outcome = reconcile(context.cluster, graph, context.config)
     except NotAccepted as refusal:
         failure = refusal
+    except (ApiException, HTTPError) as error:  # 409, 5xx, timeouts: retry soon
+        detail = f"{error.status} {error.reason}" if isinstance(error, ApiException) else error
+        raise kopf.TemporaryError(
+            f"the Kubernetes API failed: {detail}", delay=API_RETRY_S
+        ) from None
     status = status_of(graph, outcome, failure, context.config)
     if without_times(status) != without_times(dict(body.get("status") or {})):
         meta = body["metadata"]

@@ -126,3 +126,183 @@ def test_an_applied_graph_gets_its_objects_and_an_honest_status(kube, operator):
         lambda: condition(kube, "support-agent", "Ready")["status"] == "False",
         what="not Ready again",
     )
+
+
+def deployment_of(kube: Kube, name: str = "support-agent") -> dict | None:
+    return kube.get("apps/v1", "deployments", "agents", name)
+
+
+def test_scaling_autoscaling_and_suspend(kube, operator):
+    jwt_secret(kube)
+    kube.create(graph(), "agentgraphs")
+    eventually(lambda: deployment_of(kube), what="the Deployment")
+
+    kube.patch(AG, "agentgraphs", "agents", "support-agent", {"spec": {"replicas": 5}}, sub="scale")
+    eventually(lambda: deployment_of(kube)["spec"]["replicas"] == 5, what="5 replicas")
+
+    kube.patch(
+        AG,
+        "agentgraphs",
+        "agents",
+        "support-agent",
+        {"spec": {"replicas": None, "autoscaling": {"minReplicas": 2, "maxReplicas": 6}}},
+    )
+    hpa = eventually(
+        lambda: kube.get("autoscaling/v2", "horizontalpodautoscalers", "agents", "support-agent"),
+        what="the HPA",
+    )
+    assert hpa["spec"]["minReplicas"] == 2
+    # The autoscaler owns replicas now: scaling the Deployment itself is not undone.
+    kube.patch("apps/v1", "deployments", "agents", "support-agent", {"spec": {"replicas": 4}})
+    kube.patch(
+        AG, "agentgraphs", "agents", "support-agent", {"metadata": {"labels": {"touch": "1"}}}
+    )
+    eventually(
+        lambda: condition(kube, "support-agent", "Accepted")["observedGeneration"] >= 3,
+        what="a new reconcile",
+    )
+    assert deployment_of(kube)["spec"]["replicas"] == 4
+
+    kube.patch(
+        AG, "agentgraphs", "agents", "support-agent", {"spec": {"autoscaling": None, "replicas": 2}}
+    )
+    eventually(
+        lambda: (
+            kube.get("autoscaling/v2", "horizontalpodautoscalers", "agents", "support-agent")
+            is None
+        ),
+        what="the HPA gone",
+    )
+    eventually(lambda: deployment_of(kube)["spec"]["replicas"] == 2, what="2 replicas")
+
+    kube.patch(AG, "agentgraphs", "agents", "support-agent", {"spec": {"suspend": True}})
+    eventually(lambda: deployment_of(kube)["spec"]["replicas"] == 0, what="suspended")
+    ready = eventually(
+        lambda: (
+            (c := condition(kube, "support-agent", "Ready")) and c["reason"] == "Suspended" and c
+        )
+    )
+    assert ready["status"] == "False"
+    assert kube.get("policy/v1", "poddisruptionbudgets", "agents", "support-agent") is None
+
+
+def test_rotating_a_secret_rolls_the_pods(kube, operator):
+    jwt_secret(kube)
+    kube.create(graph(), "agentgraphs")
+    first = eventually(lambda: deployment_of(kube), what="the Deployment")
+    hash_before = first["spec"]["template"]["metadata"]["annotations"]["agentflow.dev/config-hash"]
+    kube.patch(
+        "v1", "secrets", "agents", "support-agent-jwt", {"stringData": {"secret": "rotated-" * 8}}
+    )
+    rolled = eventually(
+        lambda: (
+            (d := deployment_of(kube))["spec"]["template"]["metadata"]["annotations"][
+                "agentflow.dev/config-hash"
+            ]
+            != hash_before
+            and d
+        ),
+        what="a new config hash",
+    )
+    assert rolled["metadata"]["generation"] > first["metadata"]["generation"]
+
+
+def test_drift_is_repaired_and_deletion_collects_everything(kube, operator):
+    jwt_secret(kube)
+    kube.create(graph(), "agentgraphs")
+    eventually(lambda: kube.get("v1", "services", "agents", "support-agent"), what="the Service")
+    kube.delete("v1", "services", "agents", "support-agent")
+    eventually(
+        lambda: kube.get("v1", "services", "agents", "support-agent"),
+        within_s=10,
+        what="the Service restored",
+    )
+
+    kube.patch(
+        "apps/v1",
+        "deployments",
+        "agents",
+        "support-agent",
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "runtime", "image": "evil:latest"}]}}
+            }
+        },
+    )
+    eventually(
+        lambda: (
+            deployment_of(kube)["spec"]["template"]["spec"]["containers"][0]["image"]
+            == "ghcr.io/agentflow/support-agent:0.1.0"
+        ),
+        within_s=10,
+        what="the image restored",
+    )
+
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "not-ours",
+            "namespace": "agents",
+            "labels": {"app.kubernetes.io/instance": "support-agent"},
+        },
+    }
+    kube.create(foreign, "configmaps")
+    kube.delete(AG, "agentgraphs", "agents", "support-agent")
+    eventually(lambda: deployment_of(kube) is None, what="the Deployment collected")
+    assert kube.get("v1", "services", "agents", "support-agent") is None
+    assert kube.get("v1", "secrets", "agents", "support-agent-checkpointer") is None
+    assert kube.get("v1", "configmaps", "agents", "not-ours") is not None  # never touched
+
+
+def test_an_invalid_spec_is_refused_with_a_condition_and_an_event_then_recovers(kube, operator):
+    kube.create(graph(), "agentgraphs")  # its JWT Secret does not exist yet
+    refused = eventually(
+        lambda: (
+            (c := condition(kube, "support-agent", "Accepted")) and c["status"] == "False" and c
+        ),
+        what="Accepted=False",
+    )
+    assert refused["reason"] == "SecretNotFound"
+    assert refused["message"] == "Secret agents/support-agent-jwt does not exist"
+    events = kube.http.get("/api/v1/namespaces/agents/events").json()["items"]
+    assert any(e.get("reason") == "SecretNotFound" and e.get("type") == "Warning" for e in events)
+    assert deployment_of(kube) is None  # nothing half-built
+
+    jwt_secret(kube)
+    eventually(
+        lambda: condition(kube, "support-agent", "Accepted")["status"] == "True",
+        what="Accepted after the fix",
+    )
+    assert deployment_of(kube) is not None
+
+
+def test_api_errors_are_retried(kube, operator):
+    kube.server.emulator.inject("POST", r"/deployments$", 500, times=2)
+    kube.server.emulator.inject("PATCH", r"/agentgraphs/support-agent/status$", 409, times=1)
+    jwt_secret(kube)
+    kube.create(graph(), "agentgraphs")
+    eventually(lambda: deployment_of(kube), within_s=60, what="the Deployment after errors")
+    eventually(
+        lambda: condition(kube, "support-agent", "Accepted"),
+        within_s=60,
+        what="a status after a conflict",
+    )
+    deployments = kube.http.get("/apis/apps/v1/namespaces/agents/deployments").json()["items"]
+    assert len(deployments) == 1  # retries never duplicate
+
+
+def test_without_a_shared_checkpointer_one_replica_and_a_reason(kube, monkeypatch):
+    from kopf.testing import KopfRunner
+
+    monkeypatch.delenv("AGENTFLOW_OPERATOR_DEFAULT_DSN_SECRET", raising=False)
+    jwt_secret(kube)
+    with KopfRunner(
+        ["run", "--all-namespaces", "--standalone", "-m", "agentflow_operator.handlers"], timeout=60
+    ):
+        kube.create(graph(), "agentgraphs")
+        deployment = eventually(lambda: deployment_of(kube), what="the Deployment")
+        assert deployment["spec"]["replicas"] == 1
+        assert env_of(deployment)["CHECKPOINTER"] == "memory"
+        accepted = eventually(lambda: condition(kube, "support-agent", "Accepted"))
+        assert "runs a single replica" in accepted["message"]
