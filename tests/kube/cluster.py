@@ -30,7 +30,7 @@ from typing import Any
 
 from tests.kube.patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 from tests.kube.selectors import SelectorError, field_matcher, label_matcher
-from tests.kube.validation import apply_defaults, validate
+from tests.kube.validation import apply_defaults, prune, unknown_fields, validate
 
 Obj = dict[str, Any]
 HISTORY = 5000  # watch events kept; older resourceVersions get 410 Gone
@@ -257,23 +257,38 @@ class Cluster:
             if ("", namespace) not in self._bucket(self.types[("", "namespaces")]):
                 raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
 
-    def _admit(self, rtype: ResourceType, obj: Obj) -> None:
-        """Defaulting and validation of custom resources, as the API server does."""
+    def _admit(self, rtype: ResourceType, obj: Obj, strict: bool = False) -> None:
+        """Pruning, defaulting and validation of custom resources, as the API server does;
+        ``strict`` (fieldValidation=Strict, what kubectl asks for) refuses unknown fields."""
         if rtype.schema is None:
             return
-        spec_and_status = {k: v for k, v in obj.items() if k != "metadata"}
-        apply_defaults(spec_and_status, rtype.schema)
-        obj.update(spec_and_status)
-        errors = validate({**spec_and_status, "metadata": {}}, rtype.schema)
+        meta = obj["metadata"]
+        body = {k: v for k, v in obj.items() if k != "metadata"}
+        unknown = unknown_fields(body, rtype.schema)
+        if unknown and strict:
+            fields = ", ".join(f'unknown field "{f}"' for f in unknown)
+            raise ApiError(400, "BadRequest", f"strict decoding error: {fields}")
+        body = apply_defaults(prune(body, rtype.schema), rtype.schema)
+        errors = validate({**body, "metadata": {}}, rtype.schema)
         if errors:
-            name = obj["metadata"].get("name", "")
             raise ApiError(
                 422,
                 "Invalid",
-                f'{rtype.kind}.{rtype.group} "{name}" is invalid: {"; ".join(errors)}',
+                f'{rtype.kind}.{rtype.group} "{meta.get("name", "")}" is invalid: {"; ".join(errors)}',
             )
+        obj.clear()
+        obj.update(
+            {
+                "apiVersion": body.pop("apiVersion"),
+                "kind": body.pop("kind"),
+                "metadata": meta,
+                **body,
+            }
+        )
 
-    def create(self, rtype: ResourceType, namespace: str | None, body: Obj) -> Obj:
+    def create(
+        self, rtype: ResourceType, namespace: str | None, body: Obj, strict: bool = False
+    ) -> Obj:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
@@ -297,7 +312,7 @@ class Cluster:
             obj.pop("status", None)  # status is written through /status only
         if rtype.kind == "Secret":
             self._secret_data(obj)
-        self._admit(rtype, obj)
+        self._admit(rtype, obj, strict)
         self._stamp(obj)
         self._bucket(rtype)[key] = obj
         if rtype.kind == "CustomResourceDefinition":
@@ -320,6 +335,7 @@ class Cluster:
         name: str,
         body: Obj,
         subresource: str | None = None,
+        strict: bool = False,
     ) -> Obj:
         current = self.get(rtype, namespace, name)
         given_rv = (body.get("metadata") or {}).get("resourceVersion")
@@ -356,7 +372,7 @@ class Cluster:
                     meta[kept] = current["metadata"][kept]
             if rtype.kind == "Secret":
                 self._secret_data(updated)
-        return self._commit(rtype, current, updated)
+        return self._commit(rtype, current, updated, strict)
 
     def patch(
         self,
@@ -366,6 +382,7 @@ class Cluster:
         patch: Any,
         content_type: str,
         subresource: str | None = None,
+        strict: bool = False,
     ) -> Obj:
         current = self.get(rtype, namespace, name)
         base = self.scale_of(rtype, current) if subresource == "scale" else current
@@ -396,13 +413,13 @@ class Cluster:
                 patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
                     "resourceVersion"
                 ]
-        return self.replace(rtype, namespace, name, patched, subresource)
+        return self.replace(rtype, namespace, name, patched, subresource, strict)
 
-    def _commit(self, rtype: ResourceType, current: Obj, updated: Obj) -> Obj:
+    def _commit(self, rtype: ResourceType, current: Obj, updated: Obj, strict: bool = False) -> Obj:
         updated["apiVersion"], updated["kind"] = rtype.api_version, rtype.kind
         if _spec_part(updated) != _spec_part(current):
             updated["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
-        self._admit(rtype, updated)
+        self._admit(rtype, updated, strict)
         if _without_rv(updated) == _without_rv(current):
             return copy.deepcopy(current)  # a write that changes nothing: no new version
         meta = updated["metadata"]

@@ -95,6 +95,10 @@ class Emulator:
             )
         if path in ("/apis", "/apis/"):
             return JSONResponse(self._groups())
+        if path == "/openapi/v3":
+            return JSONResponse(self._openapi_index())
+        if path.startswith("/openapi/v3/"):
+            return JSONResponse(self._openapi(path.removeprefix("/openapi/v3/")))
         if path.startswith(("/openapi", "/healthz", "/livez", "/readyz")):
             raise ApiError(404, "NotFound", "not served by the emulator")
         parts = [p for p in path.split("/") if p]
@@ -125,6 +129,7 @@ class Emulator:
         sub: str | None,
     ) -> Response:
         cluster, query, method = self.cluster, request.query_params, request.method
+        strict = query.get("fieldValidation") == "Strict"
         if name is None:
             if method == "GET" and query.get("watch") in ("1", "true"):
                 return self._watch(request, rtype, namespace)
@@ -143,7 +148,7 @@ class Emulator:
                     }
                 )
             if method == "POST":
-                created = cluster.create(rtype, namespace, await self._body(request))
+                created = cluster.create(rtype, namespace, await self._body(request), strict)
                 return JSONResponse(created, status_code=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
         if method == "GET":
@@ -306,6 +311,57 @@ class Emulator:
             "resources": resources,
         }
 
+    def _group_versions(self) -> dict[str, list[ResourceType]]:
+        served: dict[str, list[ResourceType]] = {}
+        for rtype in self.cluster.types.values():
+            prefix = (
+                f"apis/{rtype.group}/{rtype.version}" if rtype.group else f"api/{rtype.version}"
+            )
+            served.setdefault(prefix, []).append(rtype)
+        return served
+
+    def _openapi_index(self) -> dict[str, Any]:
+        return {
+            "paths": {
+                gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash={len(types)}"}
+                for gv, types in self._group_versions().items()
+            }
+        }
+
+    def _openapi(self, group_version: str) -> dict[str, Any]:
+        """Enough OpenAPI v3 for kubectl: the schemas (for explain) and, on every write
+        operation, the fieldValidation parameter that tells kubectl the server validates."""
+        types = self._group_versions().get(group_version)
+        if types is None:
+            raise ApiError(404, "NotFound", f"no OpenAPI for {group_version}")
+        schemas: dict[str, Any] = {}
+        paths: dict[str, Any] = {}
+        for t in types:
+            gvk = [{"group": t.group, "version": t.version, "kind": t.kind}]
+            schema = t.schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            schemas[f"{t.group or 'core'}.{t.version}.{t.kind}"] = {
+                **schema,
+                "x-kubernetes-group-version-kind": gvk,
+            }
+            validation = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}]
+            operation = {
+                "parameters": validation,
+                "x-kubernetes-group-version-kind": gvk[0],
+                "responses": {},
+            }
+            scope = "namespaces/{namespace}/" if t.namespaced else ""
+            paths[f"/{group_version}/{scope}{t.plural}"] = {"post": operation}
+            paths[f"/{group_version}/{scope}{t.plural}/{{name}}"] = {
+                "put": operation,
+                "patch": operation,
+            }
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes (agentflow emulator)", "version": "v1.37.0"},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        }
+
     @staticmethod
     def _table(rtype: ResourceType, items: list[dict[str, Any]]) -> dict[str, Any]:
         columns = [
@@ -334,7 +390,10 @@ class Emulator:
         rows = []
         for obj in items:
             cells: list[Any] = [obj["metadata"]["name"]]
-            cells += [_cell(jsonpath(obj, path)) for path in paths]
+            kinds = [c["type"] for c in columns[1:]]
+            cells += [
+                _cell(jsonpath(obj, path), kind) for path, kind in zip(paths, kinds, strict=True)
+            ]
             meta = {
                 "name": obj["metadata"]["name"],
                 "namespace": obj["metadata"].get("namespace"),
@@ -359,8 +418,26 @@ class Emulator:
         }
 
 
-def _cell(values: list[Any]) -> Any:
-    return values[0] if len(values) == 1 else ("" if not values else ",".join(map(str, values)))
+def _cell(values: list[Any], kind: str) -> Any:
+    if not values:
+        return None
+    if kind == "date":  # the API server renders dates as ages, like "5m" or "2d"
+        return _age(str(values[0]))
+    return values[0] if len(values) == 1 else ",".join(map(str, values))
+
+
+def _age(timestamp: str) -> str:
+    from datetime import UTC, datetime
+
+    seconds = int(
+        (
+            datetime.now(UTC) - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        ).total_seconds()
+    )
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
 
 
 def _line(kind: str, obj: dict[str, Any]) -> bytes:

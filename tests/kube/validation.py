@@ -85,3 +85,49 @@ def validate(obj: dict[str, Any], schema: Schema) -> list[str]:
     if errors:
         return errors
     return _cel_errors(obj, schema, "<root>")
+
+
+def unknown_fields(value: Any, schema: Schema, path: str = "") -> list[str]:
+    """Fields the schema does not declare (and does not let through with
+    x-kubernetes-preserve-unknown-fields): what strict field validation refuses and what
+    pruning removes."""
+    if schema.get("x-kubernetes-preserve-unknown-fields") or schema.get(
+        "x-kubernetes-int-or-string"
+    ):
+        return []
+    found: list[str] = []
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for name, child in value.items():
+            where = f"{path}.{name}" if path else name
+            if properties is not None and name in properties:
+                found += unknown_fields(child, properties[name], where)
+            elif isinstance(extra, dict):
+                found += unknown_fields(child, extra, where)
+            elif properties is not None or extra is False:
+                found.append(where)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            found += unknown_fields(item, schema["items"], f"{path}[{index}]")
+    return found
+
+
+def prune(value: Any, schema: Schema) -> Any:
+    """Drop undeclared fields, as the API server does for custom resources."""
+    if schema.get("x-kubernetes-preserve-unknown-fields") or schema.get(
+        "x-kubernetes-int-or-string"
+    ):
+        return value
+    if isinstance(value, dict):
+        properties, extra = schema.get("properties"), schema.get("additionalProperties")
+        if properties is None and not isinstance(extra, dict):
+            return value
+        return {
+            name: prune(child, properties[name] if properties and name in properties else extra)
+            for name, child in value.items()
+            if (properties and name in properties) or isinstance(extra, dict)
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [prune(item, schema["items"]) for item in value]
+    return value

