@@ -34,6 +34,9 @@ class OperatorConfig(BaseSettings):
     )
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
     peering: str = Field("agentflow", description="kopf peering name shared by operator replicas.")
+    priority: int | None = Field(
+        None, ge=0, description="Peering priority (the highest acts); random when unset."
+    )
 
     @field_validator("watch_namespaces", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 from typing import Any, cast
 
 import kopf
@@ -72,6 +73,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = f"{GROUP}/operator"
     settings.peering.name = config.peering
     settings.peering.mandatory = False  # without the peering CRDs, one replica runs alone
+    # Peers with equal priorities all freeze: each replica draws its own, the highest acts.
+    settings.peering.priority = (
+        config.priority if config.priority is not None else secrets.randbelow(2**31)
+    )
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -263,13 +263,17 @@ class Cluster:
         if rtype.schema is None:
             return
         meta = obj["metadata"]
-        body = {k: v for k, v in obj.items() if k != "metadata"}
+        # apiVersion, kind and metadata are the API server's own, whatever the schema says.
+        body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
         unknown = unknown_fields(body, rtype.schema)
         if unknown and strict:
             fields = ", ".join(f'unknown field "{f}"' for f in unknown)
             raise ApiError(400, "BadRequest", f"strict decoding error: {fields}")
         body = apply_defaults(prune(body, rtype.schema), rtype.schema)
-        errors = validate({**body, "metadata": {}}, rtype.schema)
+        errors = validate(
+            {**body, "apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": {}},
+            rtype.schema,
+        )
         if errors:
             raise ApiError(
                 422,
@@ -277,14 +281,7 @@ class Cluster:
                 f'{rtype.kind}.{rtype.group} "{meta.get("name", "")}" is invalid: {"; ".join(errors)}',
             )
         obj.clear()
-        obj.update(
-            {
-                "apiVersion": body.pop("apiVersion"),
-                "kind": body.pop("kind"),
-                "metadata": meta,
-                **body,
-            }
-        )
+        obj.update({"apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": meta, **body})
 
     def create(
         self, rtype: ResourceType, namespace: str | None, body: Obj, strict: bool = False

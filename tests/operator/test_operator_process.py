@@ -1,0 +1,57 @@
+"""`agentflow-operator run` as a real process: restarts duplicate nothing and catch up."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.operator.conftest import Kube, eventually
+from tests.operator.test_operator import graph, jwt_secret
+
+
+def start_operator(log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "AGENTFLOW_OPERATOR_DEFAULT_DSN_SECRET": "agentflow-system/checkpointer"}
+    code = "from agentflow_operator.cli import main; main()"
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, "run"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(30)
+
+
+def test_a_restarted_operator_duplicates_nothing_and_catches_up(kube: Kube, tmp_path: Path):
+    log = tmp_path / "operator.log"
+    jwt_secret(kube)
+    operator = start_operator(log)
+    try:
+        kube.create(graph(), "agentgraphs")
+        eventually(
+            lambda: kube.get("apps/v1", "deployments", "agents", "support-agent"),
+            what="the Deployment",
+        )
+    finally:
+        assert stop(operator) == 0, log.read_text()
+
+    # While no operator runs, the spec changes.
+    kube.patch(
+        "agentflow.dev/v1alpha1", "agentgraphs", "agents", "support-agent", {"spec": {"workers": 4}}
+    )
+    operator = start_operator(log)
+    try:
+
+        def args() -> list[str]:
+            return kube.get("apps/v1", "deployments", "agents", "support-agent")["spec"][
+                "template"
+            ]["spec"]["containers"][0]["args"]
+
+        eventually(lambda: args()[-1] == "4", what="the change made while the operator was down")
+        deployments = kube.http.get("/apis/apps/v1/namespaces/agents/deployments").json()["items"]
+        assert len(deployments) == 1
+    finally:
+        assert stop(operator) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
