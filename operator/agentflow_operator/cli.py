@@ -21,6 +21,14 @@ def crd() -> None:
 
 
 @main.command()
+def reference() -> None:
+    """Print the AgentGraph reference (Markdown), generated from the API models."""
+    from agentflow_operator.reference import reference_markdown
+
+    click.echo(reference_markdown(), nl=False)
+
+
+@main.command()
 @click.option("--verbose", is_flag=True, help="Log kopf's own decisions too.")
 def run(verbose: bool) -> None:
     """Run the operator (kopf) until SIGTERM."""

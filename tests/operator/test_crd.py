@@ -125,3 +125,13 @@ def test_schema_rules(spec, field):
     }
     errors = validate(apply_defaults(graph, schema), schema)
     assert any(error.startswith(field) for error in errors), errors
+
+
+def test_the_committed_reference_is_generated_from_the_models():
+    from agentflow_operator.reference import reference_markdown
+
+    committed = (ROOT / "docs" / "agentgraph-reference.md").read_text()
+    assert committed == reference_markdown(), (
+        "docs/agentgraph-reference.md is stale: run "
+        "`agentflow-operator reference > docs/agentgraph-reference.md`"
+    )

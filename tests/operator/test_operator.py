@@ -306,3 +306,23 @@ def test_without_a_shared_checkpointer_one_replica_and_a_reason(kube, monkeypatc
         assert env_of(deployment)["CHECKPOINTER"] == "memory"
         accepted = eventually(lambda: condition(kube, "support-agent", "Accepted"))
         assert "runs a single replica" in accepted["message"]
+
+
+def test_lost_watches_and_410_gone_are_survived(kube, operator):
+    jwt_secret(kube)
+    kube.create(graph("before"), "agentgraphs")
+    eventually(lambda: deployment_of(kube, "before"), what="the first graph served")
+
+    def restart_api_server() -> (
+        None
+    ):  # every watch ends and the history it could resume from is gone
+        kube.server.emulator.cluster.history.clear()
+        kube.server.emulator.close_watches()
+
+    kube.server.call(restart_api_server)
+    kube.create(graph("after"), "agentgraphs")
+    eventually(
+        lambda: deployment_of(kube, "after"),
+        within_s=60,
+        what="a graph created after the watches were lost",
+    )
