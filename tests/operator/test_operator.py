@@ -326,3 +326,27 @@ def test_lost_watches_and_410_gone_are_survived(kube, operator):
         within_s=60,
         what="a graph created after the watches were lost",
     )
+
+
+def test_a_converged_graph_is_left_alone(kube, operator):
+    """Reconciling what is already right writes nothing (no update loop on server defaults)."""
+    jwt_secret(kube)
+    kube.create(graph(), "agentgraphs")
+    eventually(lambda: condition(kube, "support-agent", "Accepted"), what="Accepted")
+    kinds = [("apps/v1", "deployments"), ("v1", "services"), ("policy/v1", "poddisruptionbudgets")]
+    before = {
+        plural: kube.get(v, plural, "agents", "support-agent")["metadata"]["resourceVersion"]
+        for v, plural in kinds
+    }
+    generation = kube.patch(
+        AG, "agentgraphs", "agents", "support-agent", {"spec": {"logLevel": "INFO"}}
+    )["metadata"]["generation"]
+    eventually(
+        lambda: condition(kube, "support-agent", "Accepted")["observedGeneration"] == generation,
+        what="a reconcile of the same spec",
+    )
+    after = {
+        plural: kube.get(v, plural, "agents", "support-agent")["metadata"]["resourceVersion"]
+        for v, plural in kinds
+    }
+    assert after == before

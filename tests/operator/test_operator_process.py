@@ -55,3 +55,30 @@ def test_a_restarted_operator_duplicates_nothing_and_catches_up(kube: Kube, tmp_
     finally:
         assert stop(operator) == 0, log.read_text()
     assert "Traceback" not in log.read_text()
+
+
+def test_a_namespaced_operator_serves_only_its_namespaces(kube: Kube, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AGENTFLOW_OPERATOR_WATCH_NAMESPACES", "agents")
+    jwt_secret(kube)
+    outside = graph("outside")
+    outside["metadata"]["namespace"] = "default"
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "support-agent-jwt", "namespace": "default"},
+            "stringData": {"secret": "x" * 64},
+        },
+        "secrets",
+    )
+    operator = start_operator(tmp_path / "operator.log")
+    try:
+        kube.create(outside, "agentgraphs")
+        kube.create(graph("inside"), "agentgraphs")
+        eventually(
+            lambda: kube.get("apps/v1", "deployments", "agents", "inside"),
+            what="the watched namespace served",
+        )
+        assert kube.get("apps/v1", "deployments", "default", "outside") is None
+    finally:
+        assert stop(operator) == 0
