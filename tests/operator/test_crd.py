@@ -60,6 +60,18 @@ def test_examples_are_valid(example):
         AgentGraphSpec.model_validate(graph["spec"])  # and the operator can read it
 
 
+def problems_of(spec: dict) -> list[str]:
+    """What the API server would say of an AgentGraph with this spec."""
+    schema = crd_schema(build_crd())
+    graph = {
+        "apiVersion": "agentflow.dev/v1alpha1",
+        "kind": "AgentGraph",
+        "metadata": {"name": "x"},
+        "spec": spec,
+    }
+    return validate(apply_defaults(graph, schema), schema)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -95,14 +107,7 @@ def test_examples_are_valid(example):
     ],
 )
 def test_cross_field_rules(change, message):
-    schema = crd_schema(build_crd())
-    graph = {
-        "apiVersion": "agentflow.dev/v1alpha1",
-        "kind": "AgentGraph",
-        "metadata": {"name": "x"},
-        "spec": {"graph": "app.graph:app", **change},
-    }
-    errors = validate(apply_defaults(graph, schema), schema)
+    errors = problems_of({"graph": "app.graph:app", **change})
     assert any(message in error for error in errors), errors
 
 
@@ -116,14 +121,7 @@ def test_cross_field_rules(change, message):
     ],
 )
 def test_schema_rules(spec, field):
-    schema = crd_schema(build_crd())
-    graph = {
-        "apiVersion": "agentflow.dev/v1alpha1",
-        "kind": "AgentGraph",
-        "metadata": {"name": "x"},
-        "spec": spec,
-    }
-    errors = validate(apply_defaults(graph, schema), schema)
+    errors = problems_of(spec)
     assert any(error.startswith(field) for error in errors), errors
 
 
