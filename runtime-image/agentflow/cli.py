@@ -23,12 +23,21 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="AGENTFLOW_HOST", help="Address to bind."
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    envvar="AGENTFLOW_PORT",
+    type=click.IntRange(0, 65535),
+)
 @click.option(
     "--workers",
     default=1,
     show_default=True,
+    envvar="AGENTFLOW_WORKERS",
     type=click.IntRange(1, 256),
     help="Uvicorn worker processes.",
 )
