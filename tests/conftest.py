@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.kube.client import CRD, Kube
+from tests.kube.emulator import EmulatorServer
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 30
 
@@ -101,3 +104,32 @@ def redis_url() -> str:
     from tests.services import check_redis
 
     return check_redis()
+
+
+@pytest.fixture
+def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
+    """An emulated Kubernetes API with the AgentGraph CRD, two namespaces and the operator's
+    default DSN Secret; KUBECONFIG points at it."""
+    server = EmulatorServer(free_port()).start()
+    monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig(tmp_path / "kubeconfig")))
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        client = Kube(server, http)
+        client.create(CRD, "customresourcedefinitions")
+        for namespace in ("agentflow-system", "agents"):
+            client.create(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                "namespaces",
+            )
+        client.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "checkpointer", "namespace": "agentflow-system"},
+                "stringData": {
+                    "dsn": "postgresql://agentflow:pw@postgres.agentflow-system:5432/agentflow"
+                },
+            },
+            "secrets",
+        )
+        yield client
+    server.stop()

@@ -38,6 +38,11 @@ class OperatorConfig(BaseSettings):
         None, ge=0, description="Peering priority (the highest acts); random when unset."
     )
 
+    @field_validator("default_dsn_secret", "default_redis_url", "priority", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # how Helm templates render an unset default
+
     @field_validator("watch_namespaces", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:

@@ -81,6 +81,34 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
+    _ensure_peering(memo.context)
+
+
+def _ensure_peering(context: Context) -> None:
+    """Create the kopf peering object(s) replicas meet in (a Helm chart that templates the
+    peering CRD cannot create them in the same release)."""
+    config = context.config
+    if config.watch_namespaces:
+        peerings = [
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "KopfPeering",
+                "metadata": {"name": config.peering, "namespace": ns},
+            }
+            for ns in config.watch_namespaces
+        ]
+    else:
+        peerings = [
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "ClusterKopfPeering",
+                "metadata": {"name": config.peering},
+            }
+        ]
+    for peering in peerings:
+        if not context.cluster.ensure(peering):
+            logger.warning("kopf's peering CRDs are not installed: replicas cannot coordinate")
+            return
 
 
 def _sync(body: kopf.Body, context: Context) -> None:

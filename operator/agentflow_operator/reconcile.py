@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from pydantic import ValidationError
 
 from agentflow_operator.api import API_VERSION, KIND, AgentGraphSpec
@@ -101,6 +101,19 @@ class Cluster:
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError):
             self._resource(api_version, kind).delete(name=name, namespace=namespace)
+
+    def ensure(self, obj: Manifest) -> bool:
+        """Create ``obj`` unless it exists; False when its kind is not served (no CRD)."""
+        try:
+            resource = self._resource(obj["apiVersion"], obj["kind"])
+        except ResourceNotFoundError:
+            return False
+        try:
+            resource.create(body=obj, namespace=obj["metadata"].get("namespace"))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        return True
 
     def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
         resource = self._resource(API_VERSION, KIND)

@@ -24,7 +24,11 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, envvar="AGENTFLOW_HOST", help="Address to bind."
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="AGENTFLOW_HOST",
+    help="Address to bind.",
 )
 @click.option(
     "--port",

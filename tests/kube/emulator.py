@@ -30,6 +30,16 @@ from tests.kube.jsonpath import evaluate as jsonpath
 WATCH_BOOKMARK_S = 5.0
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A request as the emulator received it (to compare with RBAC rules, say)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    user_agent: str
+
+
 @dataclass
 class Fault:
     """Answer matching requests with ``status`` (instead of serving them), ``times`` times."""
@@ -45,7 +55,7 @@ class Emulator:
     def __init__(self) -> None:
         self.cluster = Cluster()
         self.faults: list[Fault] = []
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[Recorded] = []
         self.app = Starlette(
             routes=[
                 Route(
@@ -63,7 +73,8 @@ class Emulator:
 
     async def dispatch(self, request: Request) -> Response:
         path = "/" + request.path_params["path"]
-        self.requests.append((request.method, path))
+        agent = request.headers.get("user-agent", "")
+        self.requests.append(Recorded(request.method, path, dict(request.query_params), agent))
         for fault in self.faults:
             if fault.times > 0 and fault.method == request.method and fault.path.search(path):
                 fault.times -= 1

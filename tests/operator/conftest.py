@@ -1,105 +1,15 @@
-"""An emulated cluster with the CRD applied, and the real operator (kopf) running against it."""
+"""The real operator (kopf) running against the emulated cluster of the ``kube`` fixture."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
-import httpx
 import pytest
-import yaml
 from kopf.testing import KopfRunner
 
-from tests.conftest import free_port
-from tests.kube.emulator import EmulatorServer
+from tests.kube.client import ROOT, Kube, eventually
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD = yaml.safe_load((ROOT / "crds" / "agentgraphs.agentflow.dev.yaml").read_text())
-MERGE = {"content-type": "application/merge-patch+json"}
-
-
-@dataclass
-class Kube:
-    """A client of the emulated cluster, for the test to act as users and controllers."""
-
-    server: EmulatorServer
-    http: httpx.Client
-
-    def path(self, api_version: str, plural: str, namespace: str | None, name: str = "") -> str:
-        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        scope = f"/namespaces/{namespace}" if namespace else ""
-        return f"{base}{scope}/{plural}" + (f"/{name}" if name else "")
-
-    def get(
-        self, api_version: str, plural: str, namespace: str | None, name: str
-    ) -> dict[str, Any] | None:
-        response = self.http.get(self.path(api_version, plural, namespace, name))
-        return response.json() if response.status_code == 200 else None
-
-    def create(self, obj: dict[str, Any], plural: str) -> dict[str, Any]:
-        namespace = obj["metadata"].get("namespace")
-        response = self.http.post(self.path(obj["apiVersion"], plural, namespace), json=obj)
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def patch(
-        self,
-        api_version: str,
-        plural: str,
-        namespace: str | None,
-        name: str,
-        patch: dict,
-        sub: str = "",
-    ) -> dict:
-        path = self.path(api_version, plural, namespace, name) + (f"/{sub}" if sub else "")
-        response = self.http.patch(path, json=patch, headers=MERGE)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def delete(self, api_version: str, plural: str, namespace: str | None, name: str) -> None:
-        self.http.delete(self.path(api_version, plural, namespace, name))
-
-
-def eventually(check: Callable[[], Any], within_s: float = 30, what: str = "the condition") -> Any:
-    """Poll until ``check`` returns something truthy (bounded in time)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} was not reached within {within_s}s (last: {value!r})")
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
-    server = EmulatorServer(free_port()).start()
-    monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig(tmp_path / "kubeconfig")))
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        client = Kube(server, http)
-        client.create(CRD, "customresourcedefinitions")
-        for namespace in ("agentflow-system", "agents"):
-            client.create(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-                "namespaces",
-            )
-        client.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "checkpointer", "namespace": "agentflow-system"},
-                "stringData": {
-                    "dsn": "postgresql://agentflow:pw@postgres.agentflow-system:5432/agentflow"
-                },
-            },
-            "secrets",
-        )
-        yield client
-    server.stop()
+__all__ = ["ROOT", "Kube", "eventually"]
 
 
 @pytest.fixture
