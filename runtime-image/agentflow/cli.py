@@ -119,6 +119,82 @@ async def _preflight(checkpointer: Checkpointer) -> None:
     await checkpointer.close()
 
 
+@main.command()
+@click.option(
+    "--docker-compose",
+    "docker_compose",
+    is_flag=True,
+    help="Write a Dockerfile and docker-compose.yml.",
+)
+@click.option("--k8s", is_flag=True, help="Write an AgentGraph manifest (agentgraph.yaml).")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The project folder: its agentflow.json names the graph, the files go there.",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--python-version",
+    default="3.11",
+    show_default=True,
+    type=click.Choice(["3.11", "3.12", "3.13"]),
+)
+def build(
+    docker_compose: bool,
+    k8s: bool,
+    output: Path,
+    force: bool,
+    workers: int,
+    port: int,
+    python_version: str,
+) -> None:
+    """Write deployment files for the project's graph."""
+    from agentflow import build as templates
+    from agentflow.runtime.loader import GraphLoadError, find_graph_ref
+    from agentflow.runtime.settings import SettingsError, load_settings
+
+    if not (docker_compose or k8s):
+        raise click.UsageError("say what to build: --docker-compose and/or --k8s")
+    if not os.environ.get("AGENTFLOW_GRAPH") and not os.environ.get("GRAPH_PATH"):
+        os.environ["GRAPH_PATH"] = str(output / "agentflow.json")
+    try:
+        ref = find_graph_ref(load_settings())
+    except (SettingsError, GraphLoadError) as error:
+        raise click.ClickException(str(error)) from None
+    project = templates.Project(
+        name=templates.dns_label(output.resolve().name),
+        graph=str(ref),
+        workers=workers,
+        port=port,
+        python_version=python_version,
+    )
+    files: dict[str, str] = {}
+    if docker_compose:
+        files["Dockerfile"] = templates.dockerfile(project)
+        files["docker-compose.yml"] = templates.compose(project)
+    if k8s:
+        files["agentgraph.yaml"] = templates.agentgraph(project)
+    _write_all(output, files, force)
+
+
+def _write_all(directory: Path, files: dict[str, str], force: bool) -> None:
+    """Write every file or none: existing files are only replaced with --force."""
+    existing = [str(directory / name) for name in files if (directory / name).exists()]
+    if existing and not force:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise click.ClickException(
+            f"{', '.join(existing)} {verb} already; pass --force to overwrite"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+        click.echo(f"wrote {directory / name}")
+
+
 STARTER_FILES = {"graph.py": "graph.py", "agentflow.json": "agentflow.json"}
 
 
@@ -127,15 +203,7 @@ STARTER_FILES = {"graph.py": "graph.py", "agentflow.json": "agentflow.json"}
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(directory: Path, force: bool) -> None:
     """Write a runnable starter project (graph.py and agentflow.json) into DIRECTORY."""
-    targets = {directory / name: template for name, template in STARTER_FILES.items()}
-    existing = [str(path) for path in targets if path.exists()]
-    if existing and not force:
-        raise click.ClickException(
-            f"{', '.join(existing)} already exist; pass --force to overwrite"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
     templates = resources.files("agentflow") / "templates"
-    for path, template in targets.items():
-        path.write_text((templates / template).read_text())
-        click.echo(f"wrote {path}")
+    files = {name: (templates / template).read_text() for name, template in STARTER_FILES.items()}
+    _write_all(directory, files, force)
     click.echo(f"next: cd {directory} && agentflow api")
