@@ -25,7 +25,7 @@ from agentflow.checkpoint.base import (
 )
 from agentflow.graph import CompiledGraph, RunResult, StreamChunk
 from agentflow.graph.context import Publish
-from agentflow.graph.engine import MISSING, Run
+from agentflow.graph.engine import MISSING
 from agentflow.graph.errors import InvalidUpdateError
 from agentflow.runtime.broker import BrokerUnavailableError, RunBroker, RunLog
 from agentflow.runtime.errors import (
@@ -69,6 +69,13 @@ class _LocalRun:
     owner: str | None
     task: asyncio.Future[RunResult]
     stop_reason: str | None = None
+    cleanup: asyncio.Future[None] | None = None  # set when the run ended: log flush, lease
+
+    async def settled(self) -> None:
+        """Wait until the run ended and its thread is free again."""
+        await asyncio.wait({self.task})
+        if self.cleanup is not None:
+            await asyncio.shield(self.cleanup)
 
     def stop(self, reason: str) -> None:
         if not self.task.done():
@@ -117,7 +124,7 @@ class GraphService:
         runs = list(self._running.values())
         for run in runs:
             run.stop("the server shut down")
-        await asyncio.gather(*(run.task for run in runs), return_exceptions=True)
+        await asyncio.gather(*(run.settled() for run in runs), return_exceptions=True)
 
     async def aclose(self) -> None:
         """Stop the runs still in progress and the broker (the end of the lifespan)."""
@@ -130,7 +137,7 @@ class GraphService:
         """Run to the end (or to an interrupt) and return the result."""
         run = await self._launch(options, run_id, local=None)
         try:
-            await asyncio.wait({run.task})  # a stop cancels the task, not this request
+            await run.settled()  # a stop cancels the run's task, not this request
         finally:
             run.stop("the request was cancelled")  # a no-op when the run is done
         if run.task.cancelled():
@@ -198,50 +205,50 @@ class GraphService:
         except BaseException:
             await lease.release()
             raise
-        task = asyncio.ensure_future(self._execute(prepared, lease, log, publish, local))
-        run = _LocalRun(options.thread_id, run_id, options.owner, task)
+        run = _LocalRun(
+            options.thread_id, run_id, options.owner, asyncio.ensure_future(prepared.execute())
+        )
+        if self.metrics is not None:
+            self.metrics.runs_in_flight.inc()
+        started = time.perf_counter()
+        # The outcome is handled in a done-callback, not in the run's own coroutine: a run
+        # stopped before its task first runs never enters its coroutine, so a `finally` there
+        # would never release the lease.
+        run.task.add_done_callback(
+            lambda task: self._finished(run, publish, log, lease, local, started)
+        )
         self._running[options.thread_id] = run
         if self._early_stops.pop(run_id, None) is not None:
             run.stop("stopped by a stop request")
         return run
 
-    async def _execute(
+    def _finished(
         self,
-        prepared: Run,
-        lease: ThreadLease,
-        log: RunLog,
+        run: _LocalRun,
         publish: Publish,
+        log: RunLog,
+        lease: ThreadLease,
         local: IteratorPublisher | None,
-    ) -> RunResult:
-        thread_id, run_id = prepared.thread_id, prepared.run_id
-        started, status = time.perf_counter(), "error"
-        if self.metrics is not None:
-            self.metrics.runs_in_flight.inc()
-        try:
-            result = await prepared.execute()
-        except asyncio.CancelledError:
+        started: float,
+    ) -> None:
+        """Publish how the run ended, then flush its log and release the thread; the stream's
+        client (and an invoke's response) hears the end only once the thread is free again."""
+        if run.task.cancelled():
             status = "stopped"
-            run = self._running.get(thread_id)
-            stopped = run.stopped_error() if run is not None else RuntimeError("cancelled")
-            self._publish_failure(publish, thread_id, run_id, stopped)
-            raise
-        except Exception as error:
-            self._publish_failure(publish, thread_id, run_id, error)
-            raise
+            self._publish_failure(publish, run.thread_id, run.run_id, run.stopped_error())
+        elif (error := run.task.exception()) is not None:
+            status = "error"
+            self._publish_failure(publish, run.thread_id, run.run_id, error)
         else:
+            result = run.task.result()
             status = "interrupted" if result.interrupts else "success"
-            publish(StreamChunk("end", thread_id, run_id, data=_end_data(result)))
-            return result
-        finally:
-            if self.metrics is not None:
-                self.metrics.runs_in_flight.dec()
-                self.metrics.run_seconds.labels(status).observe(time.perf_counter() - started)
-            if local is not None:
-                local.close()
-            if getattr(self._running.get(thread_id), "run_id", None) == run_id:
-                del self._running[thread_id]
-            # Shielded: a cancellation arriving now must not cut the log short or keep the lease.
-            await asyncio.shield(_finish(log, lease))
+            publish(StreamChunk("end", run.thread_id, run.run_id, data=_end_data(result)))
+        if self.metrics is not None:
+            self.metrics.runs_in_flight.dec()
+            self.metrics.run_seconds.labels(status).observe(time.perf_counter() - started)
+        if self._running.get(run.thread_id) is run:
+            del self._running[run.thread_id]
+        run.cleanup = asyncio.ensure_future(_finish(log, lease, local))
 
     def _publish_failure(
         self, publish: Publish, thread_id: str, run_id: str, error: BaseException
@@ -260,7 +267,9 @@ class GraphService:
             raise _not_found(thread_id)
         if local is not None:
             local.stop("stopped by a stop request")
-            await asyncio.wait({local.task}, timeout=STOP_CONFIRM_TIMEOUT_S)
+            await asyncio.wait(
+                {asyncio.ensure_future(local.settled())}, timeout=STOP_CONFIRM_TIMEOUT_S
+            )
             return local.run_id
         holder = await self.checkpointer.thread_holder(thread_id)
         if holder is None or not holder.startswith("run "):
@@ -385,9 +394,13 @@ class GraphService:
             await lease.release()
 
 
-async def _finish(log: RunLog, lease: ThreadLease) -> None:
-    await log.close()
-    await lease.release()
+async def _finish(log: RunLog, lease: ThreadLease, local: IteratorPublisher | None) -> None:
+    try:
+        await log.close()
+        await lease.release()
+    finally:
+        if local is not None:
+            local.close()
 
 
 def _tee(first: Publish, second: Publish) -> Publish:

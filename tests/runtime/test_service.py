@@ -1,0 +1,42 @@
+"""GraphService rules that are hard to reach over HTTP at the exact moment: a stop that
+arrives before its run's task ever starts."""
+
+import pytest
+
+from agentflow.checkpoint import InMemoryCheckpointer
+from agentflow.runtime.broker import LocalRunBroker
+from agentflow.runtime.errors import RunStoppedError
+from agentflow.runtime.service import GraphService, RunOptions
+from tests.graphs.versatile import app
+
+
+@pytest.fixture
+async def service():
+    checkpointer = InMemoryCheckpointer()
+    service = GraphService(app, checkpointer, LocalRunBroker())
+    await service.start()
+    yield service
+    await service.aclose()
+
+
+async def test_a_stop_before_the_run_starts_still_frees_the_thread(service):
+    # The stop reaches this worker while the run is still being launched (it holds the
+    # thread, but its task has not run yet): the run is stopped at registration.
+    service._on_stop_request("t", "early-run", None)
+    with pytest.raises(RunStoppedError, match="stopped by a stop request"):
+        await service.invoke(RunOptions(input={}, thread_id="t", recursion_limit=5), "early-run")
+    assert await service.checkpointer.thread_holder("t") is None
+    result = await service.invoke(
+        RunOptions(input={}, thread_id="t", recursion_limit=5), "next-run"
+    )
+    assert result.values["count"] == 1
+
+
+async def test_a_stream_stopped_before_it_starts_ends_with_error_and_end(service):
+    service._on_stop_request("s", "early-stream", None)
+    chunks = await service.stream(
+        RunOptions(input={}, thread_id="s", recursion_limit=5), "early-stream"
+    )
+    events = [chunk.event async for chunk in chunks]
+    assert events == ["error", "end"]
+    assert await service.checkpointer.thread_holder("s") is None
