@@ -11,7 +11,9 @@ What it emulates, faithfully enough for an operator to be tested against it:
 * CustomResourceDefinitions: registering serves the new resource; its structural schema
   defaults and validates objects, its x-kubernetes-validations CEL rules are enforced.
 
-What it does not emulate: authentication and RBAC (every request is allowed), admission
+What it does not emulate: protobuf bodies (JSON only: `kubectl create` of built-in kinds sends
+protobuf; `kubectl apply`, `get`, `scale`, `patch` and `delete` work), authentication and
+RBAC (every request is allowed), admission
 webhooks, server-side apply and managedFields, pagination (limit/continue return everything),
 several versions of one resource and conversion, foreground deletion (treated as background),
 controllers (nothing rolls Deployments or runs Pods: tests or the node agent write status).

@@ -208,7 +208,7 @@ class Emulator:
             watcher, first = self.cluster.watch(
                 rtype,
                 namespace,
-                query.get("resourceVersion"),
+                "" if query.get("sendInitialEvents") == "true" else query.get("resourceVersion"),
                 query.get("labelSelector"),
                 query.get("fieldSelector"),
             )
@@ -218,11 +218,25 @@ class Emulator:
             line = json.dumps({"type": "ERROR", "object": error.status()}) + "\n"
             return Response(line, media_type="application/json")
 
+        # Streaming lists (kubectl and client-go since Kubernetes 1.27): the current objects,
+        # then a bookmark saying the initial events are over.
+        initial_end = query.get("sendInitialEvents") == "true"
+
         async def stream() -> AsyncIterator[bytes]:
             deadline = time.monotonic() + timeout_s
             try:
                 for event in first:
                     yield _line(event.type, event.obj)
+                if initial_end:
+                    marker = {
+                        "kind": rtype.kind,
+                        "apiVersion": rtype.api_version,
+                        "metadata": {
+                            "resourceVersion": str(self.cluster.rv),
+                            "annotations": {"k8s.io/initial-events-end": "true"},
+                        },
+                    }
+                    yield _line("BOOKMARK", marker)
                 while (left := deadline - time.monotonic()) > 0:
                     try:
                         event = await asyncio.wait_for(

@@ -237,3 +237,19 @@ def test_injected_faults(api, emulator):
     emulator.emulator.inject("GET", r"/configmaps$", 503, times=1)
     assert api.get(CM).status_code == 503
     assert api.get(CM).status_code == 200
+
+
+def test_streaming_lists_end_their_initial_events_with_a_bookmark(api):
+    api.post(CM, json=configmap("a"))
+    query = {
+        "watch": "true",
+        "sendInitialEvents": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "1",
+    }
+    with api.stream("GET", CM, params=query) as stream:
+        events = [json.loads(line) for line in stream.iter_lines() if line]
+    assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "a"
+    assert events[1]["type"] == "BOOKMARK"
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
