@@ -37,6 +37,7 @@ OPERATOR_NAMESPACE = "agentflow-system"
 IMAGES = {
     "ghcr.io/agentflow/runtime:0.1.0": ROOT / "examples",
     "ghcr.io/agentflow/support-agent:0.1.0": ROOT / "examples",
+    "ghcr.io/agentflow/test-graphs:0.1.0": ROOT,  # tests/graphs, for scenarios
 }
 
 

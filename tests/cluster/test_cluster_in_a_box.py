@@ -2,6 +2,7 @@
 processes) sharing one Postgres/Redis checkpointer, through a Service."""
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -116,6 +117,153 @@ def test_scaling_up_and_down_loses_no_request(box):
         within_s=120,
         what="back to 3",
     )
+
+
+def test_rotating_the_jwt_secret_under_load_rolls_the_pods_without_errors(box):
+    eventually(lambda: ready(box), within_s=120, what="Ready")
+    service = box.service("default", "support-agent")
+    old_pods = set(box.processes("support-agent"))
+    new_secret = "rotated-" + "r" * 56
+    state = {"secret": SECRET, "statuses": [], "errors": [], "stop": False}
+
+    def load() -> None:
+        with httpx.Client(base_url=service.url, timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while not state["stop"] and time.monotonic() < deadline:
+                try:
+                    answer = client.post(
+                        "/v1/graph/invoke",
+                        json={"messages": ["hi"]},
+                        headers=token(secret=state["secret"]),
+                    )
+                    state["statuses"].append(answer.status_code)
+                except httpx.HTTPError as error:
+                    state["errors"].append(repr(error))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(1)
+        template_before = box.get("/apis/apps/v1/namespaces/default/deployments/support-agent")[
+            "spec"
+        ]["template"]
+        box.api.patch(
+            "/api/v1/namespaces/default/secrets/support-agent-jwt",
+            json={"stringData": {"secret": new_secret}},
+            headers={"content-type": "application/merge-patch+json"},
+        ).raise_for_status()
+        eventually(
+            lambda: (
+                box.get("/apis/apps/v1/namespaces/default/deployments/support-agent")["spec"][
+                    "template"
+                ]
+                != template_before
+            ),
+            what="the pod template to change (config hash)",
+        )
+        state["secret"] = new_secret  # the load re-signs once the rollout starts
+        eventually(
+            lambda: not (old_pods & set(box.processes("support-agent"))) and ready(box),
+            within_s=180,
+            what="every pod replaced",
+        )
+    finally:
+        state["stop"] = True
+        worker.join(60)
+    assert state["errors"] == [], state["errors"][:5]
+    assert not [s for s in state["statuses"] if s >= 500], sorted(set(state["statuses"]))
+    assert state["statuses"].count(200) > 10
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        for _ in range(6):  # every replica refuses the old key now
+            assert (
+                client.post(
+                    "/v1/graph/invoke", json={"messages": ["hi"]}, headers=token()
+                ).status_code
+                == 401
+            )
+            assert (
+                client.post(
+                    "/v1/graph/invoke", json={"messages": ["hi"]}, headers=token(secret=new_secret)
+                ).status_code
+                == 200
+            )
+
+
+STREAMER = {
+    "apiVersion": "agentflow.dev/v1alpha1",
+    "kind": "AgentGraph",
+    "metadata": {"name": "streamer", "namespace": "default"},
+    "spec": {
+        "graph": "tests.graphs.versatile:app",
+        "image": "ghcr.io/agentflow/test-graphs:0.1.0",
+        "replicas": 2,
+        "mode": "development",
+    },
+}
+
+
+def test_a_replica_killed_mid_stream_leaves_the_thread_to_another(box, tmp_path):
+    manifest = tmp_path / "streamer.yaml"
+    manifest.write_text(yaml.safe_dump(STREAMER))
+    box.kubectl("apply", "-f", str(manifest))
+    service = box.service("default", "streamer")
+    eventually(lambda: len(service.endpoints) == 2, within_s=120, what="2 streamer endpoints")
+    thread = "killed-mid-stream"
+    body = {
+        "initial_state": {"events": 200, "async_sleep_s": 0.05},
+        "config": {"thread_id": thread},
+    }
+    seen, broken = [], None
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        try:
+            with client.stream("POST", "/v1/graph/stream", json=body) as stream:
+                victim = stream.headers["x-served-by"]
+                for line in stream.iter_lines():
+                    if line.startswith("event: "):
+                        seen.append(line[7:])
+                    if seen.count("custom") == 5:
+                        box.nodes.kill(victim)
+        except httpx.HTTPError as error:
+            broken = error
+        assert broken is not None or "end" not in seen, "the stream must not look finished"
+        # The thread is free at once (the dead worker's lock went with its connection): resume.
+        for _ in range(50):
+            answer = client.post(
+                "/v1/graph/invoke",
+                json={
+                    "initial_state": {"events": 0},
+                    "config": {"thread_id": thread},
+                    "response_granularity": "full",
+                },
+            )
+            if answer.status_code == 200:
+                break
+            time.sleep(0.2)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-served-by"] != victim or box.nodes.replicas[victim].restarts >= 1
+        # An idempotent read may hit the dead pod before its endpoint goes: retry it, as
+        # a client would (kube-proxy does not retry either).
+        listed = eventually(
+            lambda: (
+                (
+                    r := client.get(f"/v1/threads/{thread}/history", params={"limit": 100})
+                ).status_code
+                == 200
+                and r
+            ),
+            what="the thread's history",
+        )
+        history = listed.json()["data"]["history"]
+    steps = sorted(h["step"] for h in history)
+    assert steps == list(range(len(steps)))  # one chain, no step twice
+    assert [h["nodes"] for h in sorted(history, key=lambda h: h["step"])] == [
+        ["work"],
+        ["work"],
+        ["talk"],
+    ]
+    assert (
+        answer.json()["data"]["state"]["count"] == 2
+    )  # the killed run's finished step counts once
 
 
 def test_deleting_the_graph_collects_everything_and_stops_every_process(box):
