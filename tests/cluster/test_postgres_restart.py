@@ -1,0 +1,62 @@
+"""Postgres restarted under load, in the cluster in a box: 503s with a clear body while it is
+down, and the same replica processes serve again once it is back."""
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.cluster.box import ClusterInABox
+from tests.cluster.test_cluster_in_a_box import EXAMPLE, ready, token
+from tests.conftest import free_port
+from tests.kube.client import eventually
+from tests.services import OwnPostgres
+
+
+@pytest.fixture
+def postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres(free_port())
+    server.start()
+    yield server
+    server.remove()
+
+
+def test_postgres_restarting_mid_load(postgres, redis_url):
+    with ClusterInABox(postgres.url, redis_url) as box:
+        box.kubectl("apply", "-f", str(EXAMPLE))
+        eventually(lambda: ready(box), within_s=120, what="Ready")
+        service = box.service("default", "support-agent")
+        eventually(lambda: len(service.endpoints) == 3, what="3 endpoints")
+        pids = {name: r.process.pid for name, r in box.nodes.replicas.items()}
+        statuses, bodies = [], []
+        with httpx.Client(base_url=service.url, timeout=30) as client:
+
+            def ask() -> int:
+                answer = client.post(
+                    "/v1/graph/invoke", json={"messages": ["where is order 1001?"]}, headers=token()
+                )
+                statuses.append(answer.status_code)
+                if answer.status_code != 200:
+                    bodies.append(answer.json())
+                return answer.status_code
+
+            assert ask() == 200
+            postgres.stop()
+            down_since = time.monotonic()
+            while time.monotonic() - down_since < 3:
+                ask()
+            postgres.start()
+            eventually(
+                lambda: ask() == 200 and ask() == 200 and ask() == 200,
+                within_s=60,
+                what="service resumed",
+            )
+        failures = [s for s in statuses if s != 200]
+        assert failures and set(failures) == {503}, sorted(set(statuses))
+        assert all(
+            b["error"]["code"] == "checkpointer_unavailable" for b in bodies if b.get("error")
+        )
+        # The readiness probe took replicas out while Postgres was down; none was restarted.
+        assert {name: r.process.pid for name, r in box.nodes.replicas.items()} == pids
+        assert all(r.restarts == 0 for r in box.nodes.replicas.values())
