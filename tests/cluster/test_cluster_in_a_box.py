@@ -266,6 +266,28 @@ def test_a_replica_killed_mid_stream_leaves_the_thread_to_another(box, tmp_path)
     )  # the killed run's finished step counts once
 
 
+def test_an_image_the_node_cannot_run_is_refused_with_a_clear_status(box, tmp_path):
+    unknown = {
+        **STREAMER,
+        "metadata": {"name": "unknown-image", "namespace": "default"},
+        "spec": {**STREAMER["spec"], "image": "registry.example/other:1.0", "replicas": 1},
+    }
+    manifest = tmp_path / "unknown.yaml"
+    manifest.write_text(yaml.safe_dump(unknown))
+    box.kubectl("apply", "-f", str(manifest))
+    path = "/apis/agentflow.dev/v1alpha1/namespaces/default/agentgraphs/unknown-image"
+
+    def refused() -> dict | None:
+        conditions = ((box.get(path) or {}).get("status") or {}).get("conditions", [])
+        ready = next((c for c in conditions if c["type"] == "Ready"), None)
+        return ready if ready and ready["reason"] == "ProgressDeadlineExceeded" else None
+
+    condition = eventually(refused, within_s=60, what="the refusal in the status")
+    assert condition["status"] == "False"
+    assert "cannot run image 'registry.example/other:1.0'" in condition["message"]
+    assert box.processes("unknown-image") == []
+
+
 def test_deleting_the_graph_collects_everything_and_stops_every_process(box):
     eventually(lambda: ready(box), within_s=120, what="Ready")
     box.kubectl("delete", "ag/support-agent")
