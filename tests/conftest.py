@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -133,3 +134,14 @@ def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
         )
         yield client
     server.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Any]:
+    """A Postgres server of the test's own, to stop and restart at will."""
+    from tests.services import OwnPostgres
+
+    server = OwnPostgres(free_port())
+    server.start()
+    yield server
+    server.remove()

@@ -12,6 +12,7 @@ import yaml
 from kopf.testing import KopfRunner
 
 from tests.chart.rbac import access_of, permitted
+from tests.golden import assert_golden
 from tests.operator.conftest import Kube, eventually
 from tests.operator.test_operator import graph, jwt_secret
 from tests.tools import helm
@@ -64,11 +65,7 @@ def test_lint(mode):
 def test_golden(mode):
     rendered = yaml.safe_dump_all(render(mode), sort_keys=False)
     path = GOLDEN / f"{mode}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(rendered)
-    assert path.exists(), f"no golden file: run UPDATE_GOLDEN=1 pytest {__file__}"
-    assert rendered == path.read_text(), f"{path.name} changed: review, then UPDATE_GOLDEN=1"
+    assert_golden(path, rendered)
 
 
 @pytest.mark.parametrize("minor", KUBERNETES_MINORS)

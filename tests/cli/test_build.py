@@ -14,7 +14,7 @@ import yaml
 from agentflow_operator.crd import build_crd
 from tests.cli.test_api_command import run_agentflow
 from tests.images.dockerfile import read
-from tests.images.staging import Container, copy_into, lock, run_steps, stage_runtime
+from tests.images.staging import copy_into, lock, run_steps, running, stage_runtime
 from tests.kube.validation import apply_defaults, crd_schema, validate
 
 
@@ -118,12 +118,8 @@ def test_the_generated_image_serves_the_project_with_its_requirements(project, s
         "AGENTFLOW_WORKERS": "1",
         "AGENTFLOW_SHUTDOWN_GRACE_S": "1",
     }
-    container = Container(staged, env)
-    try:
-        container.wait_ready()
+    with running(staged, env) as container:
         answer = httpx.post(
             f"{container.url}/v1/graph/invoke", json={"messages": ["what time is it?"]}, timeout=10
         )
         assert [m["role"] for m in answer.json()["data"]["messages"]] == ["tool", "assistant"]
-    finally:
-        assert container.stop() == 0, container.output()

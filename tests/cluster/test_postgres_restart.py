@@ -2,27 +2,16 @@
 down, and the same replica processes serve again once it is back."""
 
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from tests.cluster.box import ClusterInABox
 from tests.cluster.test_cluster_in_a_box import EXAMPLE, ready, token
-from tests.conftest import free_port
 from tests.kube.client import eventually
-from tests.services import OwnPostgres
 
 
-@pytest.fixture
-def postgres() -> Iterator[OwnPostgres]:
-    server = OwnPostgres(free_port())
-    server.start()
-    yield server
-    server.remove()
-
-
-def test_postgres_restarting_mid_load(postgres, redis_url):
+def test_postgres_restarting_mid_load(own_postgres, redis_url):
+    postgres = own_postgres
     with ClusterInABox(postgres.url, redis_url) as box:
         box.kubectl("apply", "-f", str(EXAMPLE))
         eventually(lambda: ready(box), within_s=120, what="Ready")

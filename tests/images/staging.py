@@ -5,6 +5,7 @@ with a read-only root filesystem."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -73,6 +75,18 @@ def stage_runtime() -> Path:
 def lock(root: Path) -> None:
     """Readable by everyone, writable by root only."""
     subprocess.run(["chmod", "-R", "a+rX,go-w", str(root)], check=True)
+
+
+@contextlib.contextmanager
+def running(root: Path, env: dict[str, str]) -> Iterator[Container]:
+    """The staged image serving until the block ends; then it must drain and exit 0."""
+    container = Container(root, env)
+    try:
+        container.wait_ready()
+        yield container
+    finally:
+        code = container.stop()
+    assert code == 0, container.output()
 
 
 class Container:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.images.dockerfile import exec_form, read
-from tests.images.staging import Container, copy_into, lock, stage_runtime
+from tests.images.staging import copy_into, lock, running, stage_runtime
 
 DOCKERFILES = [
     ROOT / "runtime-image" / "Dockerfile",
@@ -68,9 +68,7 @@ def test_the_runtime_image_serves_a_graph_on_a_read_only_root(staged: Path):
         "AGENTFLOW_WORKERS": "1",
         "AGENTFLOW_SHUTDOWN_GRACE_S": "1",
     }
-    container = Container(staged, env)
-    try:
-        container.wait_ready()
+    with running(staged, env) as container:
         answer = httpx.post(
             f"{container.url}/v1/graph/invoke",
             json={"messages": ["Where is order 1003?"]},
@@ -80,7 +78,4 @@ def test_the_runtime_image_serves_a_graph_on_a_read_only_root(staged: Path):
             answer.json()["data"]["messages"][-1]["content"]
             == "Order 1003 (milk frother) is delivered."
         )
-    finally:
-        code = container.stop()
-    assert code == 0, container.output()
     assert sorted(str(p) for p in staged.rglob("*")) == before, "the image wrote outside /tmp"

@@ -1,7 +1,6 @@
 """What the operator builds, as golden files (UPDATE_GOLDEN=1 rewrites them), each object
 validated against the upstream Kubernetes schemas of two minors with kubernetes-validate."""
 
-import os
 from pathlib import Path
 
 import kubernetes_validate
@@ -17,6 +16,7 @@ from agentflow_operator.builders import (
     referenced_secrets,
 )
 from agentflow_operator.config import OperatorConfig
+from tests.golden import assert_golden
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -123,11 +123,7 @@ def build(case: str) -> list[dict]:
 def test_golden(case):
     rendered = yaml.safe_dump_all(build(case), sort_keys=False)
     path = GOLDEN / f"{case}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(rendered)
-    assert path.exists(), f"no golden file: run UPDATE_GOLDEN=1 pytest {__file__}"
-    assert rendered == path.read_text(), f"{path.name} changed: review, then UPDATE_GOLDEN=1"
+    assert_golden(path, rendered)
 
 
 @pytest.mark.parametrize("minor", KUBERNETES_MINORS)

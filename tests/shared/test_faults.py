@@ -9,18 +9,10 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.conftest import free_port, start_server
-from tests.services import OwnPostgres, OwnRedis
+from tests.services import OwnRedis
 from tests.shared.conftest import shared_env
 
 RECOVERY_BOUND_S = 30
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[OwnPostgres]:
-    postgres = OwnPostgres(free_port())
-    postgres.start()
-    yield postgres
-    postgres.remove()
 
 
 @pytest.fixture
