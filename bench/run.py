@@ -61,7 +61,8 @@ def agentflow(port: int, workers: int, extra: dict[str, str]) -> tuple[list[str]
         "--workers",
         str(workers),
     ]
-    return command, {"AGENTFLOW_GRAPH": "bench.graphs:two_nodes", **extra}
+    # The same logging as the reference (uvicorn at warning: no access log line per request).
+    return command, {"AGENTFLOW_GRAPH": "bench.graphs:two_nodes", "LOG_LEVEL": "WARNING", **extra}
 
 
 def start(server: Server) -> subprocess.Popen[bytes]:

@@ -7,12 +7,13 @@ The engine writes one :class:`Checkpoint` after every step. Implementations must
 from __future__ import annotations
 
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+
+from agentflow.ids import new_id
 
 
 class CheckpointerError(Exception):
@@ -72,7 +73,7 @@ class Checkpoint:
     source: str = "loop"
     nodes: list[str] = field(default_factory=list)
     parent_id: str | None = None
-    checkpoint_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    checkpoint_id: str = field(default_factory=new_id)
     created_at: float = field(default_factory=time.time)
 
     def to_json(self) -> bytes:

@@ -4,13 +4,13 @@ deep inside a node can use them without threading a config argument through ever
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from agentflow.graph.types import Interrupt, RunConfig, StreamChunk
+from agentflow.ids import new_id
 
 Publish = Callable[[StreamChunk], None]
 
@@ -71,4 +71,4 @@ def interrupt(value: Any) -> Any:
     context.asked += 1
     if index < len(context.resumes):
         return context.resumes[index]
-    raise GraphInterrupt(Interrupt(uuid.uuid4().hex, context.config.node, value))
+    raise GraphInterrupt(Interrupt(new_id(), context.config.node, value))

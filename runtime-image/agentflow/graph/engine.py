@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
-import uuid
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from agentflow.graph.errors import (
 )
 from agentflow.graph.messages import add_messages, normalize_message
 from agentflow.graph.types import END, START, Interrupt, RunConfig, StreamChunk
+from agentflow.ids import secret_id
 from agentflow.runtime.publisher import IteratorPublisher
 
 if TYPE_CHECKING:
@@ -109,8 +109,8 @@ class CompiledGraph:
         """
         run = Run(
             graph=self,
-            thread_id=thread_id or uuid.uuid4().hex,
-            run_id=run_id or uuid.uuid4().hex,
+            thread_id=thread_id or secret_id(),
+            run_id=run_id or secret_id(),
             recursion_limit=recursion_limit,
             metadata=metadata or {},
             thread_metadata=thread_metadata,

@@ -8,11 +8,11 @@ a user message.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from agentflow.graph.errors import InvalidUpdateError
+from agentflow.ids import new_id
 
 Message = dict[str, Any]
 
@@ -20,7 +20,7 @@ Message = dict[str, Any]
 def normalize_message(raw: Any, position: int = 0) -> Message:
     """Return ``raw`` as a message dict with an ``id``, or say precisely what is wrong with it."""
     if isinstance(raw, str):
-        return {"id": uuid.uuid4().hex, "role": "user", "content": raw}
+        return {"id": new_id(), "role": "user", "content": raw}
     if not isinstance(raw, dict):
         raise InvalidUpdateError(
             f"messages[{position}] must be a string or an object with 'role' and 'content', "
@@ -32,7 +32,7 @@ def normalize_message(raw: Any, position: int = 0) -> Message:
     _check_content(raw.get("content"), position)
     message = dict(raw)
     if not isinstance(message.get("id"), str) or not message["id"]:
-        message["id"] = uuid.uuid4().hex
+        message["id"] = new_id()
     return message
 
 

@@ -107,8 +107,9 @@ class Authenticator:
         return subject
 
 
-def require_subject(request: Request) -> str | None:
-    """The caller's subject when auth is on (401 otherwise); None when auth is off."""
+async def require_subject(request: Request) -> str | None:
+    """The caller's subject when auth is on (401 otherwise); None when auth is off.
+    async: FastAPI would run a sync dependency in a thread pool, a thread hop per request."""
     authenticator: Authenticator | None = request.app.state.authenticator
     if authenticator is None:
         return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentflow.ids import new_id
 from agentflow.runtime.errors import ErrorInfo
 from agentflow.runtime.logs import request_id_var
 from agentflow.runtime.responses import error_response
@@ -31,7 +31,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"")
-        request_id = given if _GOOD_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex.encode()
+        request_id = given if _GOOD_REQUEST_ID.fullmatch(given) else new_id().encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         token = request_id_var.set(request_id.decode())
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from agentflow.graph import CompiledGraph, RunResult, StreamChunk
 from agentflow.graph.context import Publish
 from agentflow.graph.engine import MISSING
 from agentflow.graph.errors import InvalidUpdateError
+from agentflow.ids import new_id
 from agentflow.runtime.broker import BrokerUnavailableError, RunBroker, RunLog
 from agentflow.runtime.errors import (
     NoActiveRunError,
@@ -358,7 +358,7 @@ class GraphService:
                 f"the state keys are: {', '.join(self.graph.schema.keys)}"
             )
         values = self.graph.normalize_update("the state update", values)
-        update_id = f"update-{uuid.uuid4().hex}"
+        update_id = f"update-{new_id()}"
         lease = await self._lock(thread_id, f"state {update_id}")
         try:
             await self._check_owner(thread_id, owner)
@@ -385,7 +385,7 @@ class GraphService:
             await lease.release()
 
     async def delete_thread(self, thread_id: str, owner: str | None = None) -> None:
-        lease = await self._lock(thread_id, f"deletion {uuid.uuid4().hex}")
+        lease = await self._lock(thread_id, f"deletion {new_id()}")
         try:
             await self._check_owner(thread_id, owner)
             if not await self.checkpointer.delete_thread(thread_id):

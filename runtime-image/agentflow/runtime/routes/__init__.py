@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from agentflow.runtime.service import GraphService
 
 
-def get_service(request: Request) -> GraphService:
+async def get_service(request: Request) -> GraphService:
+    # async: FastAPI runs sync dependencies in a thread pool, a thread hop per request.
     service: GraphService = request.app.state.service
     return service
 

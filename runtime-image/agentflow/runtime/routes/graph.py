@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +9,7 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import StreamingResponse
 
 from agentflow.graph import MISSING, RunResult
+from agentflow.ids import secret_id
 from agentflow.runtime.auth import Subject
 from agentflow.runtime.errors import InvalidRequestError
 from agentflow.runtime.responses import JSONResponse, ok, stream_response
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/graph", tags=["graph"])
 async def invoke(
     body: RunBody, request: Request, service: Service, subject: Subject
 ) -> JSONResponse:
-    result = await service.invoke(_options(body, subject), uuid.uuid4().hex)
+    result = await service.invoke(_options(body, subject), secret_id())
     return ok(request, _present(result, body.response_granularity))
 
 
@@ -36,7 +36,7 @@ async def stream(
     JSON per line instead."""
     chunks = await service.stream(
         _options(body, subject),
-        uuid.uuid4().hex,
+        secret_id(),
         cancel_on_disconnect=body.on_disconnect == "cancel",
     )
     return stream_response(request, chunks)
@@ -64,7 +64,7 @@ def _options(body: RunBody, subject: str | None) -> RunOptions:
         run_input["messages"] = body.messages
     return RunOptions(
         input=run_input,
-        thread_id=body.config.thread_id or uuid.uuid4().hex,
+        thread_id=body.config.thread_id or secret_id(),
         recursion_limit=body.recursion_limit,
         resume=body.resume if "resume" in body.model_fields_set else MISSING,
         metadata=dict(body.config.model_extra or {}),
