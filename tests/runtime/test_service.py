@@ -37,6 +37,6 @@ async def test_a_stream_stopped_before_it_starts_ends_with_error_and_end(service
     chunks = await service.stream(
         RunOptions(input={}, thread_id="s", recursion_limit=5), "early-stream"
     )
-    events = [chunk.event async for chunk in chunks]
+    events = [chunk.event async for batch in chunks for chunk in batch]
     assert events == ["error", "end"]
     assert await service.checkpointer.thread_holder("s") is None

@@ -74,10 +74,10 @@ class RunBroker(ABC):
     @abstractmethod
     async def follow(
         self, thread_id: str, run_id: str, after: int = -1, owner: str | None = None
-    ) -> AsyncIterator[StreamChunk]:
-        """The run's chunks after index ``after``: those already published, then new ones as
-        they come, until the ``end`` chunk. Raises :class:`RunNotFoundError` at once for a
-        run with no log, or of another owner."""
+    ) -> AsyncIterator[list[StreamChunk]]:
+        """The run's chunks after index ``after``, in batches: those already published, then
+        new ones as they come, until the ``end`` chunk. Raises :class:`RunNotFoundError` at
+        once for a run with no log, or of another owner."""
 
     @abstractmethod
     async def request_stop(self, thread_id: str, run_id: str, owner: str | None) -> None:
@@ -133,19 +133,21 @@ class LocalRunBroker(RunBroker):
 
     async def follow(
         self, thread_id: str, run_id: str, after: int = -1, owner: str | None = None
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncIterator[list[StreamChunk]]:
         log = self._logs.get(run_id)
         if log is None or log.thread_id != thread_id or log.owner != owner:
             raise no_log(thread_id, run_id)
         return self._read(log, after + 1)
 
     @staticmethod
-    async def _read(log: _LocalLog, position: int) -> AsyncIterator[StreamChunk]:
+    async def _read(log: _LocalLog, position: int) -> AsyncIterator[list[StreamChunk]]:
         while True:
             log.changed.clear()
-            while position < len(log.chunks):
-                yield log.chunks[position]
-                position += 1
+            if position < len(log.chunks):
+                batch = log.chunks[position:]
+                position += len(batch)
+                yield batch
+                continue
             if log.closed_at is not None:
                 return
             await log.changed.wait()

@@ -55,6 +55,19 @@ class IteratorPublisher:
         while (chunk := await self._queue.get()) is not None:
             yield chunk
 
+    async def batches(self) -> AsyncIterator[list[StreamChunk]]:
+        """The chunks in batches of those already published: a writer can send each batch at
+        once (one write for the several events a step ends with) without delaying any."""
+        while (first := await self._queue.get()) is not None:
+            batch = [first]
+            while not self._queue.empty():
+                chunk = self._queue.get_nowait()
+                if chunk is None:
+                    yield batch
+                    return
+                batch.append(chunk)
+            yield batch
+
 
 def encode_sse(chunk: StreamChunk, index: int) -> bytes:
     """One Server-Sent Event: ``id: <index>``, ``event: <type>``, ``data: <StreamChunk JSON>``,

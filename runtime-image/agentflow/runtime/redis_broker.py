@@ -124,7 +124,7 @@ class RedisRunBroker(RunBroker):
 
     async def follow(
         self, thread_id: str, run_id: str, after: int = -1, owner: str | None = None
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncIterator[list[StreamChunk]]:
         key = self._log_key(thread_id, run_id)
         try:
             started: Any = await self.redis.xrange(key, "0-1", "0-1")
@@ -134,7 +134,7 @@ class RedisRunBroker(RunBroker):
             raise no_log(thread_id, run_id)
         return self._read(key, "0-1" if after < 0 else f"1-{after}")
 
-    async def _read(self, key: str, position: str) -> AsyncIterator[StreamChunk]:
+    async def _read(self, key: str, position: str) -> AsyncIterator[list[StreamChunk]]:
         try:
             while True:
                 # RESP2 shape: [[key, [(entry_id, {field: value})...]]]
@@ -143,12 +143,14 @@ class RedisRunBroker(RunBroker):
                     if not await self.redis.exists(key):  # expired: its worker died
                         return
                     continue
+                batch = []
                 for entry_id, fields in answer[0][1]:
                     position = entry_id.decode()
-                    chunk = StreamChunk(**orjson.loads(fields[b"c"]))
-                    yield chunk
-                    if chunk.event == "end":
+                    batch.append(StreamChunk(**orjson.loads(fields[b"c"])))
+                    if batch[-1].event == "end":
+                        yield batch
                         return
+                yield batch
         except (RedisError, OSError) as error:
             raise _unavailable("joining a run's stream", error) from error
 

@@ -43,17 +43,23 @@ def error_response(
 
 
 def stream_response(
-    request: Request, chunks: AsyncIterator[StreamChunk], first_index: int = 0
+    request: Request, batches: AsyncIterator[list[StreamChunk]], first_index: int = 0
 ) -> EventSourceResponse | StreamingResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk JSON
-    per line instead. ``first_index`` numbers the first chunk (SSE ids)."""
+    per line instead. Each batch (the events ready together) is one write; ``first_index``
+    numbers the first chunk (SSE ids)."""
     sent = request.app.state.metrics.stream_events
+
+    def count(batch: list[StreamChunk]) -> None:
+        for chunk in batch:
+            sent.labels(chunk.event).inc()
+
     if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
 
         async def lines() -> AsyncIterator[bytes]:
-            async for chunk in chunks:
-                sent.labels(chunk.event).inc()
-                yield encode_ndjson(chunk)
+            async for batch in batches:
+                count(batch)
+                yield b"".join(encode_ndjson(chunk) for chunk in batch)
 
         return StreamingResponse(
             lines(),
@@ -63,10 +69,10 @@ def stream_response(
 
     async def events() -> AsyncIterator[bytes]:
         index = first_index
-        async for chunk in chunks:
-            sent.labels(chunk.event).inc()
-            yield encode_sse(chunk, index)
-            index += 1
+        async for batch in batches:
+            count(batch)
+            yield b"".join(encode_sse(chunk, index + offset) for offset, chunk in enumerate(batch))
+            index += len(batch)
 
     # On shutdown the service stops runs after the grace period, which ends their streams
     # with error and end events; sse-starlette must not cut them before that.

@@ -146,8 +146,9 @@ class GraphService:
 
     async def stream(
         self, options: RunOptions, run_id: str, *, cancel_on_disconnect: bool = True
-    ) -> AsyncIterator[StreamChunk]:
-        """Start a run and return its events, ending with ``end`` (after ``error`` on failure).
+    ) -> AsyncIterator[list[StreamChunk]]:
+        """Start a run and return its events (in batches of those ready together), ending with
+        ``end`` (after ``error`` on failure).
 
         Problems with the request itself (busy thread, bad resume, bad input) raise here,
         before any event, so they can still become 4xx answers.
@@ -158,11 +159,11 @@ class GraphService:
 
     async def _relay(
         self, run: _LocalRun, local: IteratorPublisher, cancel_on_disconnect: bool
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncIterator[list[StreamChunk]]:
         finished = False
         try:
-            async for chunk in local:
-                yield chunk
+            async for batch in local.batches():
+                yield batch
             finished = True
         finally:
             if not finished and cancel_on_disconnect:
@@ -170,7 +171,7 @@ class GraphService:
 
     async def join(
         self, thread_id: str, run_id: str, after: int, owner: str | None = None
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncIterator[list[StreamChunk]]:
         """The events of a run executing anywhere: those after index ``after``, then live."""
         return await self.broker.follow(thread_id, run_id, after, owner)
 
