@@ -408,10 +408,15 @@ def service_url(graph: Graph) -> str:
     return f"http://{names(graph)['workload']}.{graph.namespace}.svc.cluster.local:{port}"
 
 
-def referenced_secrets(spec: AgentGraphSpec, config: OperatorConfig) -> list[str]:
-    """Names of the Secrets (in the graph's namespace) whose contents the pods read."""
+def secret_refs(spec: AgentGraphSpec, config: OperatorConfig) -> list[SecretKeyRef]:
+    """The Secret keys (in the graph's namespace) whose contents the pods read."""
     plan = plan_checkpointer(spec, config)
     refs = [spec.auth.jwt_secret_ref if spec.auth else None, plan.redis_ref]
     if not plan.mirror_default_dsn:
         refs.append(plan.dsn_ref)
-    return sorted({ref.name for ref in refs if ref is not None})
+    return [ref for ref in refs if ref is not None]
+
+
+def referenced_secrets(spec: AgentGraphSpec, config: OperatorConfig) -> list[str]:
+    """Names of the Secrets (in the graph's namespace) whose contents the pods read."""
+    return sorted({ref.name for ref in secret_refs(spec, config)})

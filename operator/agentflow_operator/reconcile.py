@@ -31,6 +31,7 @@ from agentflow_operator.builders import (
     desired_objects,
     plan_checkpointer,
     referenced_secrets,
+    secret_refs,
     selector_string,
     service_url,
 )
@@ -173,7 +174,7 @@ def reconcile(cluster: Cluster, body: Manifest, config: OperatorConfig) -> Outco
         name: read_secret(cluster, graph.namespace, name)
         for name in referenced_secrets(spec, config)
     }
-    for ref in _secret_refs(spec):
+    for ref in secret_refs(spec, config):
         if ref.key not in secrets.get(ref.name, {}):
             raise NotAccepted(
                 "SecretKeyNotFound", f"Secret {graph.namespace}/{ref.name} has no key '{ref.key}'"
@@ -206,17 +207,6 @@ def reconcile(cluster: Cluster, body: Manifest, config: OperatorConfig) -> Outco
     deployment = cluster.get("apps/v1", "Deployment", graph.namespace, graph.name)
     message = "the Deployment, Service and their companions are in place"
     return Outcome(Verdict("True", "Reconciled", message), deployment, desired.notices)
-
-
-def _secret_refs(spec: AgentGraphSpec) -> list[Any]:
-    refs = []
-    if spec.auth:
-        refs.append(spec.auth.jwt_secret_ref)
-    if spec.checkpointer and spec.checkpointer.postgres:
-        refs.append(spec.checkpointer.postgres.dsn_secret_ref)
-    if spec.checkpointer and spec.checkpointer.redis and spec.checkpointer.redis.url_secret_ref:
-        refs.append(spec.checkpointer.redis.url_secret_ref)
-    return refs
 
 
 def _apply(cluster: Cluster, desired: Manifest, graph: Graph) -> None:
