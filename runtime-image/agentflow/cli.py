@@ -60,8 +60,8 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
     from agentflow.runtime.backends import build_checkpointer, graph_id_of
     from agentflow.runtime.loader import GraphLoadError, find_graph_ref, import_target
     from agentflow.runtime.logs import log_config
-    from agentflow.runtime.responses import SHUTDOWN_MARGIN_S
     from agentflow.runtime.settings import SettingsError, load_settings
+    from agentflow.runtime.shutdown import SHUTDOWN_MARGIN_S
 
     if config_path is not None:
         os.environ["GRAPH_PATH"] = str(config_path)  # inherited by worker processes

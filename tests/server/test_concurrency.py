@@ -7,6 +7,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 from httpx_sse import aconnect_sse
 
 
@@ -25,6 +26,14 @@ async def wait_until(predicate, within_s: float = 10.0) -> None:
 
 async def thread_exists(client: httpx.AsyncClient, thread: str) -> bool:
     return (await client.get(f"/v1/threads/{thread}/state")).status_code == 200
+
+
+async def thread_is_free(client: httpx.AsyncClient, thread: str) -> bool:
+    """Whether no run holds the thread: setting state needs the thread (409 while a run has
+    it). Unlike a stop request, asking does not end the run."""
+    probe = await client.put(f"/v1/threads/{thread}/state", json={"state": {"fail": False}})
+    assert probe.status_code in (200, 409), probe.text
+    return probe.status_code == 200
 
 
 async def test_healthz_answers_at_once_while_20_runs_block_in_sync_nodes(server):
@@ -122,14 +131,29 @@ async def test_a_client_leaving_a_stream_cancels_its_run_and_frees_the_thread(cl
                 break  # leave mid-stream
     await wait_until(lambda: thread_exists(client, thread))
 
-    async def is_free() -> bool:
-        probe = await client.post("/v1/graph/stop", json={"thread_id": thread})
-        return probe.status_code == 404
-
-    await wait_until(is_free)
+    await wait_until(lambda: thread_is_free(client, thread))
     await asyncio.sleep(0.5)  # had the run gone on, talk would have added its message by now
     values = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
     assert values["count"] == 1 and values["messages"] == []
+
+
+@pytest.mark.parametrize("accept", ["text/event-stream", "application/x-ndjson"])
+async def test_a_client_leaving_while_the_node_is_silent_cancels_the_run_at_once(client, accept):
+    """The run sends one event, then waits 20 s without a word. Noticing the departure only at
+    the next write would keep the thread busy all that time; the server must notice the
+    disconnect itself."""
+    thread = new_thread()
+    body = {
+        "initial_state": {"events": 2, "async_sleep_s": 20},
+        "config": {"thread_id": thread},
+    }
+    headers = {"accept": accept}
+    async with client.stream("POST", "/v1/graph/stream", json=body, headers=headers) as response:
+        async for line in response.aiter_lines():
+            if "custom" in line:
+                break  # leave while the node sleeps
+
+    await wait_until(lambda: thread_is_free(client, thread), within_s=5)
 
 
 async def test_on_disconnect_continue_lets_the_run_finish(client):

@@ -6,7 +6,10 @@ import json
 import uuid
 
 import httpx
+import pytest
 from httpx_sse import aconnect_sse
+
+from tests.conftest import Server, start_server
 
 
 def new_thread() -> str:
@@ -121,3 +124,30 @@ async def test_request_errors_come_before_the_stream_as_json(client):
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "nothing_to_resume"
+
+
+@pytest.fixture(scope="module")
+def pinging_server(tmp_path_factory: pytest.TempPathFactory):
+    env = {"AGENTFLOW_GRAPH": "tests.graphs.versatile:app", "AGENTFLOW_SSE_PING_S": "0.2"}
+    running = start_server(tmp_path_factory.mktemp("pinging"), env)
+    yield running
+    running.stop()
+
+
+async def test_a_silent_sse_stream_carries_ping_comments(pinging_server: Server):
+    """While the node sleeps 1 s, the stream sends a comment line every 0.2 s (which SSE
+    clients ignore), so proxies with idle timeouts keep it; NDJSON has no comments, so an
+    NDJSON stream carries only its events."""
+    body = {"initial_state": {"sleep_s": 1.0}}
+    async with httpx.AsyncClient(base_url=pinging_server.url, timeout=30) as client:
+        async with client.stream("POST", "/v1/graph/stream", json=body) as response:
+            raw = (await response.aread()).decode()
+        pings = [line for line in raw.splitlines() if line.startswith(":")]
+        assert len(pings) >= 2 and set(pings) == {": ping"}
+        assert raw.rstrip().splitlines()[-1].startswith("data: ")  # then the events, intact
+        headers = {"accept": "application/x-ndjson"}
+        async with client.stream(
+            "POST", "/v1/graph/stream", json=body, headers=headers
+        ) as response:
+            lines = [line async for line in response.aiter_lines() if line]
+        assert [json.loads(line)["event"] for line in lines][-1] == "end"

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import orjson
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse as _StarletteJSONResponse
-from starlette.responses import StreamingResponse
 
 from agentflow.graph.types import StreamChunk
 from agentflow.runtime.errors import ErrorInfo
-from agentflow.runtime.publisher import NDJSON_MEDIA_TYPE, encode_ndjson, encode_sse
+from agentflow.runtime.publisher import (
+    NDJSON_MEDIA_TYPE,
+    SSE_MEDIA_TYPE,
+    encode_ndjson,
+    encode_sse,
+)
 from agentflow.runtime.schemas import envelope, response_metadata
-
-# Comment lines sent while a node is silent, so proxies with idle timeouts keep the stream.
-SSE_PING_INTERVAL_S = 15
-# Time beyond the shutdown grace for stopped runs to send their last events.
-SHUTDOWN_MARGIN_S = 5
+from agentflow.runtime.streaming import SSE_PING, StreamResponse
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -44,7 +43,7 @@ def error_response(
 
 def stream_response(
     request: Request, batches: AsyncIterator[list[StreamChunk]], first_index: int = 0
-) -> EventSourceResponse | StreamingResponse:
+) -> StreamResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk JSON
     per line instead. Each batch (the events ready together) is one write; ``first_index``
     numbers the first chunk (SSE ids)."""
@@ -56,25 +55,20 @@ def stream_response(
 
     if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
 
-        async def lines() -> AsyncIterator[bytes]:
+        async def lines() -> AsyncGenerator[bytes, None]:
             async for batch in batches:
                 count(batch)
                 yield b"".join(encode_ndjson(chunk) for chunk in batch)
 
-        return StreamingResponse(
-            lines(),
-            media_type=NDJSON_MEDIA_TYPE,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return StreamResponse(lines(), NDJSON_MEDIA_TYPE)
 
-    async def events() -> AsyncIterator[bytes]:
+    async def events() -> AsyncGenerator[bytes, None]:
         index = first_index
         async for batch in batches:
             count(batch)
             yield b"".join(encode_sse(chunk, index + offset) for offset, chunk in enumerate(batch))
             index += len(batch)
 
-    # On shutdown the service stops runs after the grace period, which ends their streams
-    # with error and end events; sse-starlette must not cut them before that.
-    grace = request.app.state.settings.shutdown_grace_s + SHUTDOWN_MARGIN_S
-    return EventSourceResponse(events(), ping=SSE_PING_INTERVAL_S, shutdown_grace_period=grace)
+    return StreamResponse(
+        events(), SSE_MEDIA_TYPE, ping=(SSE_PING, request.app.state.settings.sse_ping_s)
+    )

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         validation_alias="AGENTFLOW_SHUTDOWN_GRACE_S",
         description="On SIGTERM, how long runs may go on before they are stopped.",
     )
+    sse_ping_s: float = Field(
+        15.0,
+        gt=0,
+        validation_alias="AGENTFLOW_SSE_PING_S",
+        description="How often an SSE stream sends a comment line, so idle proxies keep it.",
+    )
     checkpointer: Literal["memory", "postgres"] = Field(
         "memory",
         validation_alias="CHECKPOINTER",

@@ -11,6 +11,10 @@ from typing import Any
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+SHUTDOWN_MARGIN_S = 5
+"""How long Uvicorn waits for open requests beyond the runs' grace period: the time for stopped
+runs to send their last events before it cancels what is still open."""
+
 
 def on_termination(callback: Callable[[], Any]) -> Callable[[], None]:
     """Call ``callback`` on the running event loop when SIGTERM or SIGINT arrives, then hand

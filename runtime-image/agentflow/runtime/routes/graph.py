@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sse_starlette import EventSourceResponse
-from starlette.responses import StreamingResponse
 
 from agentflow.graph import MISSING, RunResult
 from agentflow.ids import secret_id
@@ -16,6 +14,7 @@ from agentflow.runtime.responses import JSONResponse, ok, stream_response
 from agentflow.runtime.routes import Service
 from agentflow.runtime.schemas import RunBody, StopBody
 from agentflow.runtime.service import RunOptions
+from agentflow.runtime.streaming import StreamResponse
 
 router = APIRouter(prefix="/v1/graph", tags=["graph"])
 
@@ -31,7 +30,7 @@ async def invoke(
 @router.post("/stream", response_model=None)
 async def stream(
     body: RunBody, request: Request, service: Service, subject: Subject
-) -> EventSourceResponse | StreamingResponse:
+) -> StreamResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk
     JSON per line instead."""
     chunks = await service.stream(

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from sse_starlette import EventSourceResponse
-from starlette.responses import StreamingResponse
 
 from agentflow.runtime.auth import Subject
 from agentflow.runtime.errors import InvalidRequestError
 from agentflow.runtime.responses import JSONResponse, ok, stream_response
 from agentflow.runtime.routes import Service
 from agentflow.runtime.schemas import RunId, StateBody, ThreadId, snapshot
+from agentflow.runtime.streaming import StreamResponse
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
@@ -73,7 +72,7 @@ async def join_run_stream(
     service: Service,
     subject: Subject,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> EventSourceResponse | StreamingResponse:
+) -> StreamResponse:
     """Join a run's stream from any worker: the events after ``Last-Event-ID`` (all of them
     without it), then the live ones, to the end."""
     after = -1
