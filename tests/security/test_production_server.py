@@ -78,6 +78,7 @@ def test_probes_and_metrics_stay_open(client):
         ("POST", "/v1/graph/stream"),
         ("GET", "/v1/threads/t/state"),
         ("POST", "/v1/graph/stop"),
+        ("GET", "/v1/no-such-route"),  # no route enumeration without a token
     ],
 )
 def test_every_v1_route_needs_a_token(client, method, path):
@@ -188,6 +189,12 @@ def test_cors_grants_the_allowed_origin_only(client):
     assert not any(name.startswith("access-control-") for name in refused.headers)
     simple = client.get("/v1/threads", headers={"Origin": "https://evil.example", **ALICE})
     assert "access-control-allow-origin" not in simple.headers
+    granted = client.get("/v1/threads", headers={"Origin": ALLOWED, **ALICE})
+    assert granted.headers["access-control-allow-origin"] == ALLOWED
+    assert granted.headers["access-control-expose-headers"] == "X-Request-ID"
+    # The answer depends on the Origin, with it or without: caches must key on it.
+    for response in (simple, granted, client.get("/v1/threads", headers=ALICE)):
+        assert response.headers.get_list("vary") == ["Origin"]
 
 
 def test_oversized_headers_get_431_and_the_server_goes_on(client):

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,22 +17,16 @@ from agentflow import __version__
 from agentflow.checkpoint import CheckpointerError
 from agentflow.checkpoint.base import ConcurrentUpdateError, ThreadLockedError
 from agentflow.graph.errors import GraphError
-from agentflow.runtime.auth import Authenticator, require_subject
+from agentflow.runtime.auth import Authenticator, AuthMiddleware
 from agentflow.runtime.backends import build_broker, build_checkpointer, graph_id_of
 from agentflow.runtime.broker import BrokerUnavailableError, RunNotFoundError
 from agentflow.runtime.errors import ErrorInfo, RuntimeAPIError, report
 from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
-from agentflow.runtime.metrics import (
-    HTTPMetricsMiddleware,
-    MeteredCheckpointer,
-    MeteredThreadPool,
-    Metrics,
-)
+from agentflow.runtime.metrics import MeteredCheckpointer, MeteredThreadPool, Metrics
 from agentflow.runtime.middleware import (
+    ExchangeMiddleware,
     JSONRefusalCORSMiddleware,
-    RequestIdMiddleware,
     RequestSizeLimitMiddleware,
-    SecurityHeadersMiddleware,
 )
 from agentflow.runtime.responses import JSONResponse, error_response
 from agentflow.runtime.routes import graph, health, threads
@@ -108,9 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.authenticator = Authenticator(settings) if settings.auth_enabled else None
-    # Added innermost first: a request meets RequestId, metrics, security headers, CORS,
-    # then the size limits, then the routes.
+    # Added innermost first: a request meets the exchange (id, metrics, headers), CORS, the
+    # size limits, then authentication of /v1, then the routes.
+    if settings.auth_enabled:
+        app.add_middleware(AuthMiddleware, authenticator=Authenticator(settings), prefix="/v1")
     app.add_middleware(
         RequestSizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -125,13 +120,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID"],
         max_age=600,
     )
-    app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
-    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ExchangeMiddleware, metrics=metrics, production=settings.is_production)
     _install_error_handlers(app, production=settings.is_production)
     app.include_router(health.router)
-    for module in (graph, threads):  # /v1: behind JWT auth when it is on
-        app.include_router(module.router, dependencies=[Depends(require_subject)])
+    app.include_router(graph.router)
+    app.include_router(threads.router)
     return app
 
 

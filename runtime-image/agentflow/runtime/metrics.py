@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,14 +22,30 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentflow.checkpoint.base import Checkpoint, Checkpointer, ThreadInfo, ThreadLease
 
 T = TypeVar("T")
+M = TypeVar("M", Counter, Histogram)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Labeled(Generic[M]):
+    """A labelled metric whose children are looked up once per combination of label values:
+    prometheus-client's own ``labels()`` takes a lock and converts the values on every call,
+    several times per request. The combinations are bounded (route templates, event types)."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:  # two threads racing here both get prometheus-client's one child
+            child = self._children[values] = self.metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -38,17 +54,21 @@ class Metrics:
         # In multiprocess mode the values live in files; the registry only serves this process.
         self.registry = CollectorRegistry()
         registry = None if self.multiprocess else self.registry
-        self.requests = Counter(
-            "agentflow_http_requests_total",
-            "HTTP requests answered, by method, route template and status.",
-            ["method", "route", "status"],
-            registry=registry,
+        self.requests = Labeled(
+            Counter(
+                "agentflow_http_requests_total",
+                "HTTP requests answered, by method, route template and status.",
+                ["method", "route", "status"],
+                registry=registry,
+            )
         )
-        self.request_seconds = Histogram(
-            "agentflow_http_request_duration_seconds",
-            "Time from request to the end of the response (whole stream for streams).",
-            ["method", "route"],
-            registry=registry,
+        self.request_seconds = Labeled(
+            Histogram(
+                "agentflow_http_request_duration_seconds",
+                "Time from request to the end of the response (whole stream for streams).",
+                ["method", "route"],
+                registry=registry,
+            )
         )
         self.runs_in_flight = Gauge(
             "agentflow_runs_in_flight",
@@ -56,18 +76,22 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
-        self.run_seconds = Histogram(
-            "agentflow_run_duration_seconds",
-            "Duration of graph runs, by how they ended.",
-            ["status"],
-            registry=registry,
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        self.run_seconds = Labeled(
+            Histogram(
+                "agentflow_run_duration_seconds",
+                "Duration of graph runs, by how they ended.",
+                ["status"],
+                registry=registry,
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            )
         )
-        self.stream_events = Counter(
-            "agentflow_stream_events_total",
-            "Stream events sent to clients, by event type.",
-            ["event"],
-            registry=registry,
+        self.stream_events = Labeled(
+            Counter(
+                "agentflow_stream_events_total",
+                "Stream events sent to clients, by event type.",
+                ["event"],
+                registry=registry,
+            )
         )
         self.pool_queue_depth = Gauge(
             "agentflow_thread_pool_queue_depth",
@@ -75,12 +99,14 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
-        self.checkpointer_seconds = Histogram(
-            "agentflow_checkpointer_duration_seconds",
-            "Latency of checkpointer operations.",
-            ["operation"],
-            registry=registry,
-            buckets=_FAST_BUCKETS,
+        self.checkpointer_seconds = Labeled(
+            Histogram(
+                "agentflow_checkpointer_duration_seconds",
+                "Latency of checkpointer operations.",
+                ["operation"],
+                registry=registry,
+                buckets=_FAST_BUCKETS,
+            )
         )
 
     def render(self) -> bytes:
@@ -89,38 +115,6 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
-
-
-class HTTPMetricsMiddleware:
-    """Counts requests and times them by route template (``/v1/threads/{thread_id}/state``,
-    never the concrete path, so the number of series stays bounded)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.request_seconds.labels(method, route).observe(
-                time.perf_counter() - started
-            )
 
 
 class MeteredCheckpointer(Checkpointer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -14,36 +15,87 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agentflow.ids import new_id
 from agentflow.runtime.errors import ErrorInfo
 from agentflow.runtime.logs import request_id_var
+from agentflow.runtime.metrics import Metrics
 from agentflow.runtime.responses import error_response
 
 _GOOD_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's ``X-Request-ID`` if sane) in
-    ``scope["state"]["request_id"]`` and echoes it in the ``X-Request-ID`` response header."""
+class ExchangeMiddleware:
+    """What every HTTP exchange gets, in one pass (one wrapper of ``send``, not one per
+    concern: each costs every response, and every event of a stream):
 
-    def __init__(self, app: ASGIApp) -> None:
+    * an id: the caller's ``X-Request-ID`` if sane, else a new one, in
+      ``scope["state"]["request_id"]`` and the logs' context, echoed in ``X-Request-ID``;
+    * security headers: ``nosniff`` always; in production also no framing, no referrer, no
+      caching, a Content-Security-Policy that forbids everything (an API answers JSON, never
+      pages; the docs pages, when on, are exempt), and HSTS when the request came over TLS
+      (directly or as ``X-Forwarded-Proto: https`` from a proxy);
+    * ``Vary: Origin``, since the CORS headers depend on the Origin;
+    * the request counted and timed by route template (never the concrete path, so the number
+      of metric series stays bounded).
+
+    Headers the app set itself are kept.
+    """
+
+    _DOCS = ("/docs", "/redoc", "/openapi.json")
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, production: bool) -> None:
         self.app = app
+        self.metrics = metrics
+        self.production = production
+        self.always = [(b"x-content-type-options", b"nosniff"), (b"vary", b"Origin")]
+        if production:
+            self.always += [
+                (b"x-frame-options", b"DENY"),
+                (b"referrer-policy", b"no-referrer"),
+                (b"cache-control", b"no-store"),
+            ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"")
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"")
         request_id = given if _GOOD_REQUEST_ID.fullmatch(given) else new_id().encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         token = request_id_var.set(request_id.decode())
+        extra = [(b"x-request-id", request_id), *self.always, *self._production_extra(scope)]
+        status = 500
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                status = message["status"]
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                added = [(name, value) for name, value in extra if name not in present]
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
             request_id_var.reset(token)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            elapsed = time.perf_counter() - started
+            self.metrics.request_seconds.labels(method, route).observe(elapsed)
+
+    def _production_extra(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        if not self.production:
+            return []
+        extra = []
+        if not scope["path"].startswith(self._DOCS):
+            extra.append(
+                (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+            )
+        forwarded = Headers(scope=scope).get("x-forwarded-proto", "")
+        if scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https":
+            extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        return extra
 
 
 class BodyTooLarge(HTTPException):
@@ -103,50 +155,17 @@ class RequestSizeLimitMiddleware:
         return counted
 
 
-class SecurityHeadersMiddleware:
-    """Adds security headers to every response: ``nosniff`` always; in production also
-    no framing, no referrer, no caching, a Content-Security-Policy that forbids everything (an
-    API answers JSON, never pages; the docs pages, when on, are exempt), and HSTS when the
-    request came over TLS (directly or as ``X-Forwarded-Proto: https`` from a proxy)."""
-
-    _DOCS = ("/docs", "/redoc", "/openapi.json")
-
-    def __init__(self, app: ASGIApp, production: bool) -> None:
-        self.app = app
-        self.production = production
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = [(b"x-content-type-options", b"nosniff")]
-        if self.production:
-            extra += [
-                (b"x-frame-options", b"DENY"),
-                (b"referrer-policy", b"no-referrer"),
-                (b"cache-control", b"no-store"),
-            ]
-            if not scope["path"].startswith(self._DOCS):
-                extra.append(
-                    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-                )
-            forwarded = Headers(scope=scope).get("x-forwarded-proto", "")
-            if scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https":
-                extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                added = [(name, value) for name, value in extra if name not in present]
-                message["headers"] = [*message.get("headers", []), *added]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 class JSONRefusalCORSMiddleware(CORSMiddleware):
     """Starlette's CORS, but a refused preflight is a JSON error like every other refusal,
-    and grants no CORS header at all."""
+    and grants no CORS header at all; and a request without an ``Origin`` (not a CORS
+    request: servers, curl, other services) passes straight through, since there is nothing
+    to add to its answer (its ``Vary: Origin`` comes from :class:`ExchangeMiddleware`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not any(name == b"origin" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

@@ -1,18 +1,18 @@
-"""HTTP routes: thin translations between requests and :class:`GraphService`."""
+"""HTTP routes: thin translations between requests and :class:`GraphService`.
+
+Routes take the service and the caller's subject from the request (:func:`service_of`,
+:func:`agentflow.runtime.auth.subject_of`) rather than as FastAPI dependencies: each
+dependency costs every request its own resolution step, which measured about 15% of the
+server's time for a short run (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 
 from agentflow.runtime.service import GraphService
 
 
-async def get_service(request: Request) -> GraphService:
-    # async: FastAPI runs sync dependencies in a thread pool, a thread hop per request.
+def service_of(request: Request) -> GraphService:
     service: GraphService = request.app.state.service
     return service
-
-
-Service = Annotated[GraphService, Depends(get_service)]

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 
 from agentflow.graph import MISSING, RunResult
 from agentflow.ids import secret_id
-from agentflow.runtime.auth import Subject
+from agentflow.runtime.auth import subject_of
 from agentflow.runtime.errors import InvalidRequestError
 from agentflow.runtime.responses import JSONResponse, ok, stream_response
-from agentflow.runtime.routes import Service
+from agentflow.runtime.routes import service_of
 from agentflow.runtime.schemas import RunBody, StopBody
 from agentflow.runtime.service import RunOptions
 from agentflow.runtime.streaming import StreamResponse
@@ -20,21 +20,17 @@ router = APIRouter(prefix="/v1/graph", tags=["graph"])
 
 
 @router.post("/invoke")
-async def invoke(
-    body: RunBody, request: Request, service: Service, subject: Subject
-) -> JSONResponse:
-    result = await service.invoke(_options(body, subject), secret_id())
+async def invoke(body: RunBody, request: Request) -> JSONResponse:
+    result = await service_of(request).invoke(_options(body, request), secret_id())
     return ok(request, _present(result, body.response_granularity))
 
 
 @router.post("/stream", response_model=None)
-async def stream(
-    body: RunBody, request: Request, service: Service, subject: Subject
-) -> StreamResponse:
+async def stream(body: RunBody, request: Request) -> StreamResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk
     JSON per line instead."""
-    chunks = await service.stream(
-        _options(body, subject),
+    chunks = await service_of(request).stream(
+        _options(body, request),
         secret_id(),
         cancel_on_disconnect=body.on_disconnect == "cancel",
     )
@@ -42,22 +38,20 @@ async def stream(
 
 
 @router.get("")
-async def describe(request: Request, service: Service) -> JSONResponse:
-    return ok(request, service.graph.describe())
+async def describe(request: Request) -> JSONResponse:
+    return ok(request, service_of(request).graph.describe())
 
 
 @router.post("/stop")
-async def stop(
-    body: StopBody, request: Request, service: Service, subject: Subject
-) -> JSONResponse:
+async def stop(body: StopBody, request: Request) -> JSONResponse:
     thread_id = body.thread_id or body.config.thread_id
     if thread_id is None:
         raise InvalidRequestError("stop needs a thread_id, at the top level or in config")
-    run_id = await service.stop(thread_id, subject)
+    run_id = await service_of(request).stop(thread_id, subject_of(request))
     return ok(request, {"thread_id": thread_id, "run_id": run_id, "stopped": True})
 
 
-def _options(body: RunBody, subject: str | None) -> RunOptions:
+def _options(body: RunBody, request: Request) -> RunOptions:
     run_input: dict[str, Any] = dict(body.initial_state or {})
     if body.messages:
         run_input["messages"] = body.messages
@@ -68,7 +62,7 @@ def _options(body: RunBody, subject: str | None) -> RunOptions:
         resume=body.resume if "resume" in body.model_fields_set else MISSING,
         metadata=dict(body.config.model_extra or {}),
         enqueue=body.multitask_strategy == "enqueue",
-        owner=subject,
+        owner=subject_of(request),
     )
 
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
 
-from agentflow.runtime.auth import Subject
+from agentflow.runtime.auth import subject_of
 from agentflow.runtime.errors import InvalidRequestError
 from agentflow.runtime.responses import JSONResponse, ok, stream_response
-from agentflow.runtime.routes import Service
+from agentflow.runtime.routes import service_of
 from agentflow.runtime.schemas import RunId, StateBody, ThreadId, snapshot
 from agentflow.runtime.streaming import StreamResponse
 
@@ -21,34 +21,28 @@ ThreadIdPath = Annotated[ThreadId, Path(description="The thread's id.")]
 @router.get("")
 async def list_threads(
     request: Request,
-    service: Service,
-    subject: Subject,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
-    threads = await service.list_threads(limit, offset, subject)
+    threads = await service_of(request).list_threads(limit, offset, subject_of(request))
     return ok(request, {"threads": [t.to_dict() for t in threads]})
 
 
 @router.get("/{thread_id}/state")
-async def get_state(
-    thread_id: ThreadIdPath, request: Request, service: Service, subject: Subject
-) -> JSONResponse:
-    return ok(request, snapshot(await service.get_state(thread_id, subject)))
+async def get_state(thread_id: ThreadIdPath, request: Request) -> JSONResponse:
+    checkpoint = await service_of(request).get_state(thread_id, subject_of(request))
+    return ok(request, snapshot(checkpoint))
 
 
 @router.put("/{thread_id}/state")
-async def put_state(
-    thread_id: ThreadIdPath, body: StateBody, request: Request, service: Service, subject: Subject
-) -> JSONResponse:
+async def put_state(thread_id: ThreadIdPath, body: StateBody, request: Request) -> JSONResponse:
+    service, subject = service_of(request), subject_of(request)
     return ok(request, snapshot(await service.update_state(thread_id, body.state, subject)))
 
 
 @router.delete("/{thread_id}/state")
-async def delete_state(
-    thread_id: ThreadIdPath, request: Request, service: Service, subject: Subject
-) -> JSONResponse:
-    await service.delete_thread(thread_id, subject)
+async def delete_state(thread_id: ThreadIdPath, request: Request) -> JSONResponse:
+    await service_of(request).delete_thread(thread_id, subject_of(request))
     return ok(request, {"thread_id": thread_id, "deleted": True})
 
 
@@ -56,11 +50,9 @@ async def delete_state(
 async def history(
     thread_id: ThreadIdPath,
     request: Request,
-    service: Service,
-    subject: Subject,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> JSONResponse:
-    checkpoints = await service.history(thread_id, limit, subject)
+    checkpoints = await service_of(request).history(thread_id, limit, subject_of(request))
     return ok(request, {"history": [snapshot(c) for c in checkpoints]})
 
 
@@ -69,8 +61,6 @@ async def join_run_stream(
     thread_id: ThreadIdPath,
     run_id: Annotated[RunId, Path(description="The run's id, from its events or meta.")],
     request: Request,
-    service: Service,
-    subject: Subject,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamResponse:
     """Join a run's stream from any worker: the events after ``Last-Event-ID`` (all of them
@@ -80,5 +70,5 @@ async def join_run_stream(
         if not last_event_id.strip().isdigit():
             raise InvalidRequestError("Last-Event-ID must be the number of an event of this run")
         after = int(last_event_id)
-    chunks = await service.join(thread_id, run_id, after, subject)
+    chunks = await service_of(request).join(thread_id, run_id, after, subject_of(request))
     return stream_response(request, chunks, first_index=after + 1)
