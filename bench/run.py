@@ -260,20 +260,17 @@ def scenarios(database_url: str) -> dict[str, list[Step]]:
     bare_0 = bare(8604, 0)
     memory_0 = agentflow("agentflow memory", 8605, "two_nodes", sleep_ms=0)
     body: dict[str, object] = {"messages": ["hi"]}
+    reference = load(bare_10, INVOKE, [20, 64])
+    invoke = load(memory_10, INVOKE, [20, 64])
     return {
-        "invoke": [load(bare_10, INVOKE, [20, 64]), load(memory_10, INVOKE, [20, 64])],
+        "invoke": [reference, invoke],
         "overhead": [load(bare_0, INVOKE, [20]), load(memory_0, INVOKE, [20])],
-        "stream": [load(bare_10, INVOKE, [20, 64]), load(memory_10, STREAM, [20, 64])],
+        "stream": [reference, load(memory_10, STREAM, [20, 64])],
         "events": [
             events(bare_10, "/events", body),
             events(agentflow("agentflow memory", 8606, "emitter"), STREAM, body),
         ],
-        "postgres": [
-            load(bare_10, INVOKE, [64]),
-            load(memory_10, INVOKE, [64]),
-            load(shared, INVOKE, [64]),
-            load(shared, STREAM, [64]),
-        ],
+        "postgres": [reference, invoke, load(shared, INVOKE, [64]), load(shared, STREAM, [64])],
         "idle": [idle_streams(agentflow("agentflow memory", 8607, "waiter"))],
     }
 
