@@ -122,9 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ExchangeMiddleware, metrics=metrics, production=settings.is_production)
     _install_error_handlers(app, production=settings.is_production)
-    app.include_router(health.router)
+    # Routes are matched in this order: the busiest first.
     app.include_router(graph.router)
     app.include_router(threads.router)
+    app.include_router(health.router)
     return app
 
 
