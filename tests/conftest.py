@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.kube.client import CRD, Kube
+from tests.kube.client import Kube, prepare
 from tests.kube.emulator import EmulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,23 +115,7 @@ def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
     monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig(tmp_path / "kubeconfig")))
     with httpx.Client(base_url=server.url, timeout=10) as http:
         client = Kube(server, http)
-        client.create(CRD, "customresourcedefinitions")
-        for namespace in ("agentflow-system", "agents"):
-            client.create(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-                "namespaces",
-            )
-        client.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "checkpointer", "namespace": "agentflow-system"},
-                "stringData": {
-                    "dsn": "postgresql://agentflow:pw@postgres.agentflow-system:5432/agentflow"
-                },
-            },
-            "secrets",
-        )
+        prepare(client)
         yield client
     server.stop()
 

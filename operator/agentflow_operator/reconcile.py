@@ -1,7 +1,7 @@
 """Reconciliation: make the cluster hold what the builders say, and report it in the status.
 
 Plain functions over the official kubernetes client (its DynamicClient, so objects stay the
-dicts the builders make). Kopf handlers call :func:`reconcile` and :func:`refresh_status`;
+dicts the builders make). Kopf handlers call :func:`reconcile` and :func:`status_of`;
 tests can call them directly. Level-based and idempotent: every call compares the objects the
 graph should own with what exists, creates what is missing, patches only objects whose fields
 that we set differ (so server defaults cause no update loop), deletes owned objects that are no
@@ -13,8 +13,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kubernetes.client import ApiClient
@@ -71,7 +74,13 @@ class Cluster:
     """The few verbs reconciliation needs, on dicts."""
 
     def __init__(self, api_client: ApiClient) -> None:
-        self.client = DynamicClient(api_client)
+        # The client caches API discovery in a file, by default one per API host in /tmp: shared
+        # by every process that talks to that host, and outliving them (a restarted container
+        # keeps its /tmp volume; tests reuse ports). A stale file names APIs the server no
+        # longer serves, so each process discovers afresh into a file of its own.
+        cache = Path(tempfile.gettempdir()) / f"agentflow-operator-discovery-{os.getpid()}.json"
+        cache.unlink(missing_ok=True)
+        self.client = DynamicClient(api_client, cache_file=str(cache))
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.client.resources.get(api_version=api_version, kind=kind)
@@ -88,16 +97,20 @@ class Cluster:
         found = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
         return [item.to_dict() for item in found.items]
 
-    def create(self, obj: Manifest) -> None:
+    def create(self, obj: Manifest) -> Manifest:
         resource = self._resource(obj["apiVersion"], obj["kind"])
-        resource.create(body=obj, namespace=obj["metadata"]["namespace"])
+        created: Manifest = resource.create(
+            body=obj, namespace=obj["metadata"]["namespace"]
+        ).to_dict()
+        return created
 
-    def patch(self, obj: Manifest) -> None:
+    def patch(self, obj: Manifest) -> Manifest:
         resource = self._resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        resource.patch(
+        patched: Manifest = resource.patch(
             body=obj, name=meta["name"], namespace=meta["namespace"], content_type=MERGE_PATCH
-        )
+        ).to_dict()
+        return patched
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError):
@@ -193,33 +206,41 @@ def reconcile(cluster: Cluster, body: Manifest, config: OperatorConfig) -> Outco
         secrets["(default DSN)"] = {"dsn": default_dsn}
     desired = desired_objects(graph, config, secrets, default_dsn)
 
-    for obj in desired.objects:
-        _apply(cluster, obj, graph)
-    wanted = {(o["kind"], o["metadata"]["name"]) for o in desired.objects}
+    live = {obj["kind"]: _apply(cluster, obj, graph) for obj in desired.objects}
     selector = f"app.kubernetes.io/instance={graph.name},app.kubernetes.io/managed-by={MANAGED_BY}"
-    for api_version, kind in OWNED_KINDS:
+    for api_version, kind in unwanted_kinds(desired.objects):
         for existing in cluster.list(api_version, kind, graph.namespace, selector):
             name = existing["metadata"]["name"]
-            if (kind, name) not in wanted and _owned_by(existing, graph.uid):
+            if _owned_by(existing, graph.uid):
                 logger.info("deleting %s %s/%s: no longer wanted", kind, graph.namespace, name)
                 cluster.delete(api_version, kind, graph.namespace, name)
 
-    deployment = cluster.get("apps/v1", "Deployment", graph.namespace, graph.name)
+    deployment = live.get("Deployment")
     message = "the Deployment, Service and their companions are in place"
     return Outcome(Verdict("True", "Reconciled", message), deployment, desired.notices)
 
 
-def _apply(cluster: Cluster, desired: Manifest, graph: Graph) -> None:
+def unwanted_kinds(desired: list[Manifest]) -> list[tuple[str, str]]:
+    """The owned kinds of which the graph wants nothing now, where leftovers may be (autoscaling
+    turned off...). A graph owns at most one object of each kind, under a name the builders fix,
+    so a kind it still wants holds nothing to prune: listing it would be a wasted request."""
+    wanted = {obj["kind"] for obj in desired}
+    return [(api_version, kind) for api_version, kind in OWNED_KINDS if kind not in wanted]
+
+
+def _apply(cluster: Cluster, desired: Manifest, graph: Graph) -> Manifest | None:
+    """Create or patch one object; the object as the API server now holds it."""
     meta = desired["metadata"]
     existing = cluster.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
     if existing is None:
         logger.info("creating %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         try:
-            cluster.create(desired)
+            return cluster.create(desired)
         except ApiException as error:
             if error.status != 409:  # created meanwhile (a restart, a peer): next round compares
                 raise
-        return
+        # Read what the other writer made, for the status.
+        return cluster.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
     if not _owned_by(existing, graph.uid):
         raise NotAccepted(
             "NameTaken",
@@ -234,7 +255,8 @@ def _apply(cluster: Cluster, desired: Manifest, graph: Graph) -> None:
             meta["namespace"],
             meta["name"],
         )
-        cluster.patch(comparable)
+        return cluster.patch(comparable)
+    return existing
 
 
 def status_of(

@@ -16,6 +16,8 @@ from tests.kube.emulator import EmulatorServer
 ROOT = Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((ROOT / "crds" / "agentgraphs.agentflow.dev.yaml").read_text())
 MERGE = {"content-type": "application/merge-patch+json"}
+# The operator's shared Postgres DSN (AGENTFLOW_OPERATOR_DEFAULT_DSN_SECRET), made by prepare().
+DEFAULT_DSN_SECRET = "agentflow-system/checkpointer"
 
 
 @dataclass
@@ -58,6 +60,29 @@ class Kube:
 
     def delete(self, api_version: str, plural: str, namespace: str | None, name: str) -> None:
         self.http.delete(self.path(api_version, plural, namespace, name))
+
+
+def prepare(kube: Kube) -> None:
+    """Make the cluster the operator's tests and benchmark start from: the AgentGraph CRD, the
+    namespaces agentflow-system and agents, and the default DSN Secret."""
+    kube.create(CRD, "customresourcedefinitions")
+    for namespace in ("agentflow-system", "agents"):
+        kube.create(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            "namespaces",
+        )
+    home, name = DEFAULT_DSN_SECRET.split("/")
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": home},
+            "stringData": {
+                "dsn": "postgresql://agentflow:pw@postgres.agentflow-system:5432/agentflow"
+            },
+        },
+        "secrets",
+    )
 
 
 def eventually(check: Callable[[], Any], within_s: float = 30, what: str = "the condition") -> Any:

@@ -505,7 +505,8 @@ class EmulatorServer:
                 done.set()
 
         self._loop().call_soon_threadsafe(lambda: asyncio.ensure_future(run()))
-        done.wait(10)
+        if not done.wait(10):  # not a silent None: callers would take it for fn's answer
+            raise TimeoutError("the emulator's loop did not run the call within 10 s")
         if "error" in result:
             raise result["error"]
         return result.get("value")
