@@ -60,9 +60,11 @@ class ExchangeMiddleware:
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"")
         request_id = given if _GOOD_REQUEST_ID.fullmatch(given) else new_id().encode()
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
-        token = request_id_var.set(request_id.decode())
-        extra = [(b"x-request-id", request_id), *self.always, *self._production_extra(scope)]
+        scope.setdefault("state", {})["request_id"] = request_id_text = request_id.decode()
+        token = request_id_var.set(request_id_text)
+        extra = [(b"x-request-id", request_id), *self.always]
+        if self.production:
+            extra += self._production_extra(scope["path"], scope.get("scheme"), headers)
         status = 500
 
         async def send_with_headers(message: Message) -> None:
@@ -84,16 +86,16 @@ class ExchangeMiddleware:
             elapsed = time.perf_counter() - started
             self.metrics.request_seconds.labels(method, route).observe(elapsed)
 
-    def _production_extra(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        if not self.production:
-            return []
+    def _production_extra(
+        self, path: str, scheme: str | None, headers: dict[bytes, bytes]
+    ) -> list[tuple[bytes, bytes]]:
         extra = []
-        if not scope["path"].startswith(self._DOCS):
+        if not path.startswith(self._DOCS):
             extra.append(
                 (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
             )
-        forwarded = Headers(scope=scope).get("x-forwarded-proto", "")
-        if scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https":
+        forwarded = headers.get(b"x-forwarded-proto", b"").decode("latin-1")
+        if scheme == "https" or forwarded.split(",")[0].strip() == "https":
             extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
         return extra
 
