@@ -20,6 +20,7 @@ from agentflow.graph.errors import GraphError
 from agentflow.runtime.auth import Authenticator, AuthMiddleware
 from agentflow.runtime.backends import build_broker, build_checkpointer, graph_id_of
 from agentflow.runtime.broker import BrokerUnavailableError, RunNotFoundError
+from agentflow.runtime.collector import tune_for_serving
 from agentflow.runtime.errors import ErrorInfo, RuntimeAPIError, report
 from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
 from agentflow.runtime.metrics import MeteredCheckpointer, MeteredThreadPool, Metrics
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await service.start()
         app.state.service = service
+        tune_for_serving()
         draining: set[asyncio.Task[None]] = set()
 
         def begin_shutdown() -> None:
