@@ -10,9 +10,10 @@ process of the runtime, built from the pod template only:
 * the container port becomes a free loopback port (``--host``/``--port`` are rewritten to
   127.0.0.1 and that port: nothing binds beyond loopback); the ``tmp`` emptyDir becomes a
   temporary folder; other volumes are refused;
-* the readiness probe is run as written (path, period); Pods are written back to the emulator
-  with their Ready condition and their loopback port (annotation ``agentflow.dev/host-port``),
-  and the Deployment's status (replicas, updated, ready, available, conditions) follows;
+* the readiness probe is run as written (path, period, timeout, failureThreshold); Pods are
+  written back to the emulator with their Ready condition and their loopback port
+  (annotation ``agentflow.dev/host-port``), and the Deployment's status (replicas, updated,
+  ready, available, conditions) follows;
 * a changed pod template rolls the replicas within maxSurge/maxUnavailable; a replica going
   away first leaves the endpoints (not Ready), runs its preStop sleep, then gets SIGTERM and
   terminationGracePeriodSeconds before SIGKILL; a crashed replica is restarted.
@@ -269,6 +270,10 @@ class NodeAgent:
         probe = template["spec"]["containers"][0].get("readinessProbe") or {}
         path = (probe.get("httpGet") or {}).get("path", "/")
         period = float(probe.get("periodSeconds", 10))
+        # As the kubelet: ready after one success, not ready after failureThreshold failures in
+        # a row (one slow answer on a busy machine does not take a Pod out of its Service).
+        threshold = int(probe.get("failureThreshold", 3))
+        failures = 0
         async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1))) as client:
             while (
                 replica.name in self.replicas
@@ -276,11 +281,13 @@ class NodeAgent:
                 and replica.process.returncode is None
             ):
                 try:
-                    replica.ready = (
-                        await client.get(f"http://127.0.0.1:{replica.port}{path}")
-                    ).status_code == 200
+                    answer = await client.get(f"http://127.0.0.1:{replica.port}{path}")
+                    passed = answer.status_code == 200
                 except httpx.HTTPError:
-                    replica.ready = False
+                    passed = False
+                failures = 0 if passed else failures + 1
+                if passed or failures >= threshold:
+                    replica.ready = passed
                 # Not yet ready: probe often (a startup); ready: every period, as written.
                 await asyncio.sleep(period if replica.ready else 0.2)
         replica.ready = False

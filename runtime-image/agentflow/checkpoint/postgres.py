@@ -178,6 +178,7 @@ class PgCheckpointer(Checkpointer):
                 max_size=self.pool_max,
                 timeout=self.timeout_s,
                 command_timeout=self.timeout_s,
+                reset=_nothing_to_reset,
             )
             await self._migrate()
         except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as error:
@@ -417,6 +418,14 @@ class _PgLease(ThreadLease):
             await self._store._unlock(self.thread_id, self.holder)
         except CheckpointerError as error:  # it runs out by itself
             logger.warning("could not release thread %s: %s", self.thread_id, error)
+
+
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """What the pool runs when a connection comes back (after asyncpg has ended any open
+    transaction). Ours change no session state: single statements, a transaction-scoped
+    advisory lock for migrations, the liveness lock on a connection of its own. asyncpg's
+    default reset (advisory unlock all, close cursors, unlisten, reset settings) is a round trip
+    on every release: five per run."""
 
 
 def _thread_info(row: asyncpg.Record) -> ThreadInfo:
