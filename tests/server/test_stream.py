@@ -144,7 +144,10 @@ async def test_a_silent_sse_stream_carries_ping_comments(pinging_server: Server)
             raw = (await response.aread()).decode()
         pings = [line for line in raw.splitlines() if line.startswith(":")]
         assert len(pings) >= 2 and set(pings) == {": ping"}
-        assert raw.rstrip().splitlines()[-1].startswith("data: ")  # then the events, intact
+        # Pings fall between events (or after the last one), never inside one.
+        blocks = [b for b in raw.split("\n\n") if b.strip() and not b.startswith(":")]
+        assert all(len(block.splitlines()) == 3 for block in blocks)
+        assert blocks[-1].splitlines()[1] == "event: end"
         headers = {"accept": "application/x-ndjson"}
         async with client.stream(
             "POST", "/v1/graph/stream", json=body, headers=headers
