@@ -469,3 +469,17 @@ def test_describe_lists_nodes_and_edges():
     description = builder.compile().describe()
     assert [n["id"] for n in description["nodes"]] == [START, "a", "b", END]
     assert {"source": "a", "target": END, "conditional": True} in description["edges"]
+
+
+async def test_a_step_whose_checkpoint_fails_emits_none_of_its_updates():
+    class FailingSecondWrite(InMemoryCheckpointer):
+        async def put(self, checkpoint, thread_metadata=None):
+            if checkpoint.step == 1:
+                raise RuntimeError("the store went away")
+            await super().put(checkpoint, thread_metadata)
+
+    seen = []
+    with pytest.raises(RuntimeError, match="went away"):
+        async for chunk in linear("a", "b", checkpointer=FailingSecondWrite()).astream({}):
+            seen.append((chunk.event, (chunk.metadata or {}).get("node")))
+    assert seen == [("updates", "a"), ("state", None)]  # nothing of b's step, which was not kept

@@ -346,28 +346,36 @@ class Run:
             if interrupts:
                 await self._park(sequence, values, to_run, outcomes, interrupts, resumes)
                 return self._result(values, interrupts, to_run, steps)
-            values = self._merge(sequence, values, to_run, outcomes)
+            values, events = self._merge(sequence, values, to_run, outcomes)
             ran, to_run = to_run, await self._next_nodes(to_run, values)
             await self._save(
                 Checkpoint(self.thread_id, self.run_id, sequence, values, next=to_run, nodes=ran)
             )
+            # A step's events go out together once its checkpoint is stored: no client sees
+            # updates that were not kept, and a broker writes them in one batch.
+            for event, fields in events:
+                self._emit(event, **fields)
             self._emit("state", state=values, metadata={"step": sequence, "nodes": ran})
             resumes, pending_writes = {}, {}
         return self._result(values, [], [], steps)
 
     def _merge(
         self, step: int, values: dict[str, Any], ran: list[str], outcomes: dict[str, _Outcome]
-    ) -> dict[str, Any]:
-        """Apply the step's updates in the order the nodes were scheduled."""
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """Apply the step's updates in the order the nodes were scheduled; returns the values
+        and the step's events to emit (updates, messages) as (event, fields)."""
+        events: list[tuple[str, dict[str, Any]]] = []
         for node in ran:
             update = outcomes[node].update or {}
             values = self.schema.apply(values, update, f"node '{node}'")
-            self._emit("updates", data={node: update}, metadata={"node": node, "step": step})
+            events.append(
+                ("updates", {"data": {node: update}, "metadata": {"node": node, "step": step}})
+            )
             if self.graph.normalizes_messages:
                 for message in update.get("messages", ()):
                     self.new_messages.append(message)
-                    self._emit("message", message=message, metadata={"node": node})
-        return values
+                    events.append(("message", {"message": message, "metadata": {"node": node}}))
+        return values, events
 
     async def _park(
         self,

@@ -208,6 +208,9 @@ class _RedisLog(RunLog):
     async def _flush_forever(self) -> None:
         while not (self._closing and not self._pending):
             await self._wake.wait()
+            # One turn of the loop before writing: what is published in the same turn joins
+            # this pipeline (a run's last step and its end event: one round trip, not two).
+            await asyncio.sleep(0)
             self._wake.clear()
             await self._flush()
 
