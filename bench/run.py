@@ -104,7 +104,8 @@ class Figure:
 @dataclass
 class Results:
     load: list[Figure] = field(default_factory=list)
-    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+    # By title: a header and its rows, in the order the tables were first added.
+    tables: dict[str, tuple[list[str], list[list[str]]]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -234,11 +235,7 @@ def idle_streams(server: Server) -> Step:
 
 
 def _add_rows(results: Results, title: str, header: list[str], rows: list[list[str]]) -> None:
-    for existing_title, _, existing_rows in results.tables:
-        if existing_title == title:
-            existing_rows.extend(rows)
-            return
-    results.tables.append((title, header, rows))
+    results.tables.setdefault(title, (header, []))[1].extend(rows)
 
 
 @dataclass
@@ -322,14 +319,14 @@ def main() -> None:
         from bench import operator as operator_bench  # needs the test extras (the emulator)
 
         rows = [[name, value] for name, value in operator_bench.run()]
-        results.tables.append(("(g) operator: AgentGraphs created at once", ["", ""], rows))
+        _add_rows(results, "(g) operator: AgentGraphs created at once", ["", ""], rows)
     print_results(results)
 
 
 def print_results(results: Results) -> None:
     if results.load:
         print_load_table(results.load)
-    for title, header, rows in results.tables:
+    for title, (header, rows) in results.tables.items():
         print(f"\n{title}\n")
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

@@ -37,6 +37,7 @@ class StreamResponse(Response):
     ) -> None:
         self.body_iterator = body
         self.ping = ping
+        self.client_left = False  # set by the helper task when the disconnect arrives
         self.status_code = 200
         self.media_type = media_type
         self.background = None
@@ -46,7 +47,6 @@ class StreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
-        self.client_left = False
         # Cancelled before every exit of the try below, so it can never cancel us after it.
         helper = asyncio.create_task(self._ping_until_disconnect(receive, send, streaming))
         try:
