@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from kubernetes.client import (
+    V1Affinity,
+    V1EnvFromSource,
+    V1EnvVar,
+    V1LocalObjectReference,
+    V1ResourceRequirements,
+    V1Toleration,
+    V1TopologySpreadConstraint,
+    V2HorizontalPodAutoscalerBehavior,
+)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 GROUP = "agentflow.dev"
@@ -20,10 +30,63 @@ PLURAL = "agentgraphs"
 SHORT_NAMES = ["ag"]
 API_VERSION = f"{GROUP}/{VERSION}"
 
-# Kubernetes types the operator passes through untouched (their schemas are the API server's).
-FreeForm = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+UPSTREAM_MARKER = "x-agentflow-upstream"  # crd.py puts the upstream schema in its place
+
+
+def upstream(definition: str, many: int | None = None) -> WithJsonSchema:
+    """The CRD describes this field with the upstream Kubernetes schema of ``definition``
+    (see upstream.py); ``many`` makes it a list of at most that many."""
+    marker: dict[str, Any] = {UPSTREAM_MARKER: f"io.k8s.api.{definition}"}
+    if many is None:
+        return WithJsonSchema(marker)
+    return WithJsonSchema({"type": "array", "items": marker, "maxItems": many})
+
+
+_QUANTITY_MAPS = ("limits", "requests")  # ResourceRequirements: resource name -> quantity
+_QUANTITY_FIELDS = ("divisor", "tolerance")  # an env var's resourceFieldRef; HPA scaling rules
+
+
+def _quantities_as_text(value: Any) -> Any:
+    """Quantities a user wrote as numbers (``cpu: 1``), as the strings the client models take
+    (the API server accepts both and stores the canonical string)."""
+    if isinstance(value, list):
+        return [_quantities_as_text(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    converted = {}
+    for key, item in value.items():
+        if key in _QUANTITY_MAPS and isinstance(item, dict):
+            converted[key] = {name: _as_text(quantity) for name, quantity in item.items()}
+        elif key in _QUANTITY_FIELDS:
+            converted[key] = _as_text(item)
+        else:
+            converted[key] = _quantities_as_text(item)
+    return converted
+
+
+def _as_text(quantity: Any) -> Any:
+    number = isinstance(quantity, int | float) and not isinstance(quantity, bool)
+    return str(quantity) if number else quantity
+
+
+Quantities = BeforeValidator(_quantities_as_text)
+
+# Kubernetes types the pods get as written, typed by the kubernetes client's models.
+EnvVars = Annotated[list[V1EnvVar], Quantities, upstream("core.v1.EnvVar", many=256)]
+EnvFrom = Annotated[list[V1EnvFromSource], upstream("core.v1.EnvFromSource", many=64)]
+Resources = Annotated[V1ResourceRequirements, Quantities, upstream("core.v1.ResourceRequirements")]
+Tolerations = Annotated[list[V1Toleration], upstream("core.v1.Toleration", many=64)]
+Affinity = Annotated[V1Affinity, upstream("core.v1.Affinity")]
+TopologySpread = Annotated[
+    list[V1TopologySpreadConstraint], upstream("core.v1.TopologySpreadConstraint", many=16)
+]
+PullSecrets = Annotated[
+    list[V1LocalObjectReference], upstream("core.v1.LocalObjectReference", many=16)
+]
+Behavior = Annotated[
+    V2HorizontalPodAutoscalerBehavior,
+    Quantities,
+    upstream("autoscaling.v2.HorizontalPodAutoscalerBehavior"),
 ]
 IntOrString = Annotated[
     int | str,
@@ -85,7 +148,7 @@ class Autoscaling(Model):
         "prometheus-adapter). Agent pods mostly wait on model APIs, so CPU alone rarely "
         "scales them.",
     )
-    behavior: FreeForm | None = Field(
+    behavior: Behavior | None = Field(
         None,
         description="HorizontalPodAutoscaler behavior (scaleUp/scaleDown policies), as in "
         "autoscaling/v2.",
@@ -171,34 +234,29 @@ class Disruption(Model):
     model_config = (
         cel(
             (
-                "has(self.minAvailable) != has(self.maxUnavailable)",
-                "set exactly one of minAvailable and maxUnavailable",
+                "!(has(self.minAvailable) && has(self.maxUnavailable))",
+                "set at most one of minAvailable and maxUnavailable",
             ),
         )
         | Model.model_config
+    )
+    enabled: bool = Field(
+        True,
+        description="Whether to keep a PodDisruptionBudget at all (as CloudNativePG's "
+        "enablePDB): turn it off where voluntary disruptions must never wait, such as test "
+        "clusters.",
     )
     min_available: IntOrString | None = Field(
         None, description="Pods that must stay up during voluntary disruptions."
     )
     max_unavailable: IntOrString | None = Field(
-        None, description="Pods that may be down during voluntary disruptions."
+        None,
+        description="Pods that may be down during voluntary disruptions (1 when neither this "
+        "nor minAvailable is set).",
     )
-
-
-class LocalObjectReference(Model):
-    name: str = Field(min_length=1, description="Name of the referenced object.")
 
 
 class AgentGraphSpec(Model):
-    model_config = (
-        cel(
-            (
-                "!(has(self.replicas) && has(self.autoscaling))",
-                "set replicas or autoscaling, not both",
-            ),
-        )
-        | Model.model_config
-    )
     graph: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
         max_length=200,
@@ -208,11 +266,12 @@ class AgentGraphSpec(Model):
         None,
         description="Runtime image with the graph's code; the operator's default when omitted.",
     )
-    replicas: int | None = Field(
-        None,
+    replicas: int = Field(
+        1,
         ge=0,
         le=1000,
-        description="Fixed number of pods (when autoscaling is not set); 1 when omitted.",
+        description="Pods to run when autoscaling is not set (what `kubectl scale` changes). "
+        "With autoscaling the autoscaler decides and this is not used.",
     )
     autoscaling: Autoscaling | None = Field(
         None, description="Run a HorizontalPodAutoscaler instead of a fixed replica count."
@@ -231,14 +290,15 @@ class AgentGraphSpec(Model):
     checkpointer: Checkpointer | None = Field(
         None, description="Where threads live; the operator's shared Postgres when omitted."
     )
-    env: list[FreeForm] = Field(
+    env: EnvVars = Field(
         default_factory=list,
-        description="Extra environment variables (EnvVar), after the managed ones.",
+        description="Extra environment variables (EnvVar), after the managed ones; a name the "
+        "operator sets itself is refused.",
     )
-    env_from: list[FreeForm] = Field(
+    env_from: EnvFrom = Field(
         default_factory=list, description="Extra environment sources (EnvFromSource)."
     )
-    resources: FreeForm | None = Field(
+    resources: Resources | None = Field(
         None, description="Container resources (ResourceRequirements)."
     )
     service: ServiceSpec = Field(
@@ -247,19 +307,19 @@ class AgentGraphSpec(Model):
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling update limits.")
     disruption: Disruption | None = Field(
         None,
-        description="PodDisruptionBudget; maxUnavailable 1 when omitted and more than one "
-        "replica runs.",
+        description="PodDisruptionBudget, kept while more than one pod runs (a budget on a "
+        "single pod would block node drains); maxUnavailable 1 when omitted.",
     )
     node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
-    tolerations: list[FreeForm] = Field(default_factory=list, description="Pod tolerations.")
-    affinity: FreeForm | None = Field(None, description="Pod affinity.")
-    topology_spread_constraints: list[FreeForm] = Field(
+    tolerations: Tolerations = Field(default_factory=list, description="Pod tolerations.")
+    affinity: Affinity | None = Field(None, description="Pod affinity.")
+    topology_spread_constraints: TopologySpread = Field(
         default_factory=list, description="Pod topologySpreadConstraints."
     )
     service_account_name: str | None = Field(
         None, description="ServiceAccount of the pods; without one, no API token is mounted."
     )
-    image_pull_secrets: list[LocalObjectReference] = Field(
+    image_pull_secrets: PullSecrets = Field(
         default_factory=list, description="Secrets to pull the image."
     )
     pod_annotations: dict[str, str] = Field(

@@ -1,28 +1,82 @@
-"""Pure builders: an AgentGraph (and the operator's config) in, Kubernetes objects out.
+"""Pure builders: an AgentGraph (and the operator's config) in, typed Kubernetes objects out.
 
-Nothing here talks to the API server; handlers fetch what is needed (Secret contents for the
-config hash, the default DSN) and apply what these functions return. Golden files of their
-output (tests/operator/golden/) make every change to generated objects visible in review.
+Objects are the kubernetes client's models (``V1Deployment``...), so a misspelt or missing field
+fails type checking and construction instead of the API server's validation. Nothing here talks
+to the API server: reconcile.py reads what is needed (Secret contents, the default DSN) and
+applies what these functions return. Golden files of their output (tests/operator/golden/)
+make every change to generated objects visible in review.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client import (
+    ApiClient,
+    V1Capabilities,
+    V1Container,
+    V1ContainerPort,
+    V1Deployment,
+    V1DeploymentSpec,
+    V1DeploymentStrategy,
+    V1EmptyDirVolumeSource,
+    V1EnvVar,
+    V1EnvVarSource,
+    V1ExecAction,
+    V1HTTPGetAction,
+    V1LabelSelector,
+    V1Lifecycle,
+    V1LifecycleHandler,
+    V1ObjectMeta,
+    V1OwnerReference,
+    V1PodDisruptionBudget,
+    V1PodDisruptionBudgetSpec,
+    V1PodSecurityContext,
+    V1PodSpec,
+    V1PodTemplateSpec,
+    V1Probe,
+    V1RollingUpdateDeployment,
+    V1SeccompProfile,
+    V1Secret,
+    V1SecretKeySelector,
+    V1SecurityContext,
+    V1Service,
+    V1ServicePort,
+    V1ServiceSpec,
+    V1Volume,
+    V1VolumeMount,
+    V2CrossVersionObjectReference,
+    V2HorizontalPodAutoscaler,
+    V2HorizontalPodAutoscalerSpec,
+    V2MetricIdentifier,
+    V2MetricSpec,
+    V2MetricTarget,
+    V2PodsMetricSource,
+    V2ResourceMetricSource,
+)
+
+from agentflow.runtime.settings import ENV_NAMES, HMAC_ALGORITHMS
 from agentflow_operator.api import API_VERSION, KIND, AgentGraphSpec, SecretKeyRef
 from agentflow_operator.config import OperatorConfig
 
 PORT = 8000
 CONTAINER = "runtime"
-CONFIG_HASH_ANNOTATION = "agentflow.dev/config-hash"
+SECRETS_HASH_ANNOTATION = "agentflow.dev/secrets-hash"
 MANAGED_BY = "agentflow-operator"
+WATCHED_LABEL = "agentflow.dev/watched"  # Secrets the operator may read (and roll pods for)
 PRE_STOP_S = 5  # endpoints controllers and proxies drop the pod before it stops accepting
 DEFAULT_CPU_TARGET = 80
 RUNS_IN_FLIGHT_METRIC = "agentflow_runs_in_flight"
+DEFAULT_DSN_KEY = "DATABASE_URL"  # the key of the DSN in the copies the operator makes
+# A Service name (and so an AgentGraph's): a DNS-1035 label.
+DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
+KubeObject = V1Deployment | V1Service | V2HorizontalPodAutoscaler | V1PodDisruptionBudget | V1Secret
 Manifest = dict[str, Any]
 
 
@@ -46,10 +100,11 @@ class CheckpointerPlan:
     """Where the graph's threads live, decided from its spec and the operator's defaults."""
 
     type: str
-    dsn_ref: SecretKeyRef | None = None
+    dsn_ref: SecretKeyRef | None = None  # the Secret key the pods read DATABASE_URL from
     redis_url: str | None = None
     redis_ref: SecretKeyRef | None = None
-    mirror_default_dsn: bool = False  # copy the operator's DSN Secret next to the graph
+    uses_default_dsn: bool = False  # the operator's shared DSN (read by the operator itself)
+    copies_default_dsn: bool = False  # ...copied next to the graph (another namespace)
     notice: str | None = None  # why the plan is not what one might expect
 
 
@@ -57,16 +112,34 @@ class CheckpointerPlan:
 class Desired:
     """Everything a graph should own, plus what the status should say about the plan."""
 
-    objects: list[Manifest]
+    objects: list[KubeObject]
     replicas: int | None
     notices: list[str] = field(default_factory=list)
 
 
+def manifest(obj: KubeObject) -> Manifest:
+    """The object as the JSON the API server takes (unset fields left out)."""
+    result: Manifest = ApiClient().sanitize_for_serialization(obj)
+    return result
+
+
+# ---------------------------------------------------------------------- names and labels
+
+
 def names(graph: Graph) -> dict[str, str]:
-    return {
-        "workload": graph.name,
-        "checkpointer_secret": f"{graph.name}-checkpointer",
-    }
+    return {"workload": graph.name, "checkpointer_secret": f"{graph.name}-checkpointer"}
+
+
+def name_problems(name: str) -> list[str]:
+    """Why ``name`` cannot name an AgentGraph's objects (it becomes a Service name and a label
+    value, so it must be a DNS-1035 label)."""
+    if len(name) <= 63 and DNS_1035.fullmatch(name):
+        return []
+    return [
+        f'the name "{name}" cannot name the graph\'s Service: Service names are DNS-1035 labels '
+        "(at most 63 characters: lowercase letters, digits and '-', starting with a letter and "
+        "ending with a letter or a digit); recreate the AgentGraph under such a name"
+    ]
 
 
 def selector_labels(graph: Graph) -> dict[str, str]:
@@ -86,27 +159,35 @@ def selector_string(graph: Graph) -> str:
     return ",".join(f"{k}={v}" for k, v in selector_labels(graph).items())
 
 
-def metadata(graph: Graph, name: str, **extra: Any) -> Manifest:
-    return {
-        "name": name,
-        "namespace": graph.namespace,
-        "labels": labels(graph),
-        "ownerReferences": [
-            {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": graph.name,
-                "uid": graph.uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
+def metadata(
+    graph: Graph,
+    name: str,
+    annotations: dict[str, str] | None = None,
+    more_labels: dict[str, str] | None = None,
+) -> V1ObjectMeta:
+    return V1ObjectMeta(
+        name=name,
+        namespace=graph.namespace,
+        labels={**labels(graph), **(more_labels or {})},
+        annotations=annotations or None,
+        owner_references=[
+            V1OwnerReference(
+                api_version=API_VERSION,
+                kind=KIND,
+                name=graph.name,
+                uid=graph.uid,
+                controller=True,
+                block_owner_deletion=True,
+            )
         ],
-        **extra,
-    }
+    )
 
 
-def plan_checkpointer(spec: AgentGraphSpec, config: OperatorConfig) -> CheckpointerPlan:
-    chosen = spec.checkpointer
+# ---------------------------------------------------------------------- decisions
+
+
+def plan_checkpointer(graph: Graph, config: OperatorConfig) -> CheckpointerPlan:
+    chosen = graph.spec.checkpointer
     redis = chosen.redis if chosen else None
     redis_url = redis.url if redis else config.default_redis_url
     redis_ref = redis.url_secret_ref if redis else None
@@ -118,7 +199,14 @@ def plan_checkpointer(spec: AgentGraphSpec, config: OperatorConfig) -> Checkpoin
     if chosen is not None and chosen.postgres is not None:
         return CheckpointerPlan("postgres", chosen.postgres.dsn_secret_ref, redis_url, redis_ref)
     if config.default_dsn_secret:
-        return CheckpointerPlan("postgres", None, redis_url, redis_ref, mirror_default_dsn=True)
+        home, name = config.default_dsn_secret.split("/", 1)
+        if home == graph.namespace:  # pods can read it where it is: no copy
+            ref = SecretKeyRef(name=name, key=config.default_dsn_secret_key)
+            return CheckpointerPlan("postgres", ref, redis_url, redis_ref, uses_default_dsn=True)
+        copy = SecretKeyRef(name=names(graph)["checkpointer_secret"], key=DEFAULT_DSN_KEY)
+        return CheckpointerPlan(
+            "postgres", copy, redis_url, redis_ref, uses_default_dsn=True, copies_default_dsn=True
+        )
     return CheckpointerPlan(
         "memory",
         notice="no checkpointer is configured and the operator has no default Postgres "
@@ -127,7 +215,7 @@ def plan_checkpointer(spec: AgentGraphSpec, config: OperatorConfig) -> Checkpoin
     )
 
 
-def desired_replicas(spec: AgentGraphSpec, plan: CheckpointerPlan) -> int | None:
+def deployment_replicas(spec: AgentGraphSpec, plan: CheckpointerPlan) -> int | None:
     """The Deployment's replicas, or None to leave them to the HorizontalPodAutoscaler."""
     if spec.suspend:
         return 0
@@ -135,168 +223,194 @@ def desired_replicas(spec: AgentGraphSpec, plan: CheckpointerPlan) -> int | None
         return 1
     if spec.autoscaling is not None:
         return None
-    return 1 if spec.replicas is None else spec.replicas
+    return spec.replicas
 
 
-def _secret_env(name: str, ref: SecretKeyRef) -> Manifest:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-
-
-def runtime_env(graph: Graph, plan: CheckpointerPlan, config: OperatorConfig) -> list[Manifest]:
+def secret_refs(graph: Graph, plan: CheckpointerPlan) -> list[SecretKeyRef]:
+    """The keys of the graph's own Secrets that the pods read (the operator's default DSN is
+    read separately)."""
     spec = graph.spec
-    env: list[Manifest] = [
-        {"name": "AGENTFLOW_GRAPH", "value": spec.graph},
-        {"name": "AGENTFLOW_GRAPH_ID", "value": graph.full_name},
-        {"name": "MODE", "value": spec.mode},
-        {"name": "CHECKPOINTER", "value": plan.type},
-        {"name": "AGENTFLOW_SHUTDOWN_GRACE_S", "value": str(config.shutdown_grace_s)},
+    refs = [spec.auth.jwt_secret_ref if spec.auth else None, plan.redis_ref]
+    if not plan.uses_default_dsn:
+        refs.append(plan.dsn_ref)
+    return [ref for ref in refs if ref is not None]
+
+
+def secrets_hash(values: dict[str, str]) -> str:
+    """Changes whenever a value the pods read from a Secret changes (pods read them at start,
+    so rotating a JWT key or a DSN must roll them); nothing else goes in: the pod template
+    itself changes, and rolls the pods, when anything else the pods see does."""
+    material = json.dumps(values, sort_keys=True).encode()
+    return hashlib.sha256(material).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- the pods
+
+
+def _env(setting: str, value: str) -> V1EnvVar:
+    return V1EnvVar(name=ENV_NAMES[setting], value=value)
+
+
+def _secret_env(setting: str, ref: SecretKeyRef) -> V1EnvVar:
+    selector = V1SecretKeySelector(name=ref.name, key=ref.key)
+    return V1EnvVar(name=ENV_NAMES[setting], value_from=V1EnvVarSource(secret_key_ref=selector))
+
+
+def runtime_env(graph: Graph, plan: CheckpointerPlan, config: OperatorConfig) -> list[V1EnvVar]:
+    """The managed environment, named by the runtime's own settings (ENV_NAMES)."""
+    spec = graph.spec
+    env = [
+        _env("graph", spec.graph),
+        _env("graph_id", graph.full_name),
+        _env("mode", spec.mode),
+        _env("checkpointer", plan.type),
+        _env("shutdown_grace_s", str(config.shutdown_grace_s)),
     ]
     if spec.log_level:
-        env.append({"name": "LOG_LEVEL", "value": spec.log_level})
+        env.append(_env("log_level", spec.log_level))
     if spec.origins is not None:
-        env.append({"name": "ORIGINS", "value": ",".join(spec.origins)})
+        env.append(_env("origins", ",".join(spec.origins)))
     if spec.auth is not None:
-        env.append(_secret_env("JWT_SECRET_KEY", spec.auth.jwt_secret_ref))
-        env.append({"name": "JWT_ALGORITHM", "value": spec.auth.algorithm})
+        hmac = spec.auth.algorithm in HMAC_ALGORITHMS
+        key = "jwt_secret_key" if hmac else "jwt_public_key"
+        env += [
+            _secret_env(key, spec.auth.jwt_secret_ref),
+            _env("jwt_algorithm", spec.auth.algorithm),
+        ]
     if plan.type == "postgres":
-        dsn_ref = plan.dsn_ref
-        if plan.mirror_default_dsn:
-            dsn_ref = SecretKeyRef(name=names(graph)["checkpointer_secret"], key="DATABASE_URL")
-        assert dsn_ref is not None
-        env.append(_secret_env("DATABASE_URL", dsn_ref))
+        assert plan.dsn_ref is not None
+        env.append(_secret_env("database_url", plan.dsn_ref))
         if plan.redis_ref is not None:
-            env.append(_secret_env("REDIS_URL", plan.redis_ref))
+            env.append(_secret_env("redis_url", plan.redis_ref))
         elif plan.redis_url:
-            env.append({"name": "REDIS_URL", "value": plan.redis_url})
-    return env + list(spec.env)
+            env.append(_env("redis_url", plan.redis_url))
+    return env
 
 
-def config_hash(graph: Graph, secret_data: dict[str, dict[str, str]]) -> str:
-    """Changes whenever the pods must restart: the spec, or the CONTENTS of a referenced
-    Secret (so rotating a JWT key or a DSN rolls the pods, which read them at start-up)."""
-    material = json.dumps(
-        {"spec": graph.spec.model_dump(mode="json", by_alias=True), "secrets": secret_data},
-        sort_keys=True,
+def managed_env_names(graph: Graph, plan: CheckpointerPlan, config: OperatorConfig) -> set[str]:
+    return {variable.name for variable in runtime_env(graph, plan, config)}
+
+
+def _sleep(seconds: int) -> V1LifecycleHandler:
+    # The client's field is ``var_exec``, but only its alias ``_exec`` sets it (the field
+    # name is silently ignored): a golden file shows the command.
+    return V1LifecycleHandler(_exec=V1ExecAction(command=["sleep", str(seconds)]))  # type: ignore[call-arg]
+
+
+def _probe(path: str, period_s: int, failures: int) -> V1Probe:
+    return V1Probe(
+        http_get=V1HTTPGetAction(path=path, port="http"),
+        period_seconds=period_s,
+        timeout_seconds=2,
+        failure_threshold=failures,
     )
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def _probe(path: str, period_s: int, failures: int) -> Manifest:
-    return {
-        "httpGet": {"path": path, "port": "http"},
-        "periodSeconds": period_s,
-        "timeoutSeconds": 2,
-        "failureThreshold": failures,
-    }
+def build_pod_template(
+    graph: Graph, config: OperatorConfig, plan: CheckpointerPlan, hash_: str
+) -> V1PodTemplateSpec:
+    spec = graph.spec
+    container = V1Container(
+        name=CONTAINER,
+        image=spec.image or config.default_image,
+        image_pull_policy="IfNotPresent",
+        command=["agentflow", "api"],
+        args=["--host", "0.0.0.0", "--port", str(PORT), "--workers", str(spec.workers)],
+        ports=[V1ContainerPort(name="http", container_port=PORT, protocol="TCP")],
+        env=runtime_env(graph, plan, config) + list(spec.env),
+        env_from=list(spec.env_from) or None,
+        resources=spec.resources,
+        liveness_probe=_probe("/healthz", period_s=10, failures=3),
+        readiness_probe=_probe("/readyz", period_s=5, failures=3),
+        # Up to two minutes to start (imports, migrations) before liveness applies.
+        startup_probe=_probe("/healthz", period_s=2, failures=60),
+        # Let Services and proxies stop routing here before the server begins to drain.
+        lifecycle=V1Lifecycle(pre_stop=_sleep(PRE_STOP_S)),
+        security_context=V1SecurityContext(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=V1Capabilities(drop=["ALL"]),
+        ),
+        volume_mounts=[V1VolumeMount(name="tmp", mount_path="/tmp")],
+    )
+    pod = V1PodSpec(
+        containers=[container],
+        volumes=[V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource())],
+        security_context=V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=10001,
+            run_as_group=10001,
+            fs_group=10001,
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        # No API token unless a service account was asked for: graphs rarely need the API.
+        automount_service_account_token=spec.service_account_name is not None,
+        # Streams get the runtime's grace, plus the preStop pause, plus a margin to exit.
+        termination_grace_period_seconds=config.shutdown_grace_s + PRE_STOP_S + 10,
+        service_account_name=spec.service_account_name,
+        node_selector=spec.node_selector or None,
+        tolerations=list(spec.tolerations) or None,
+        affinity=spec.affinity,
+        topology_spread_constraints=list(spec.topology_spread_constraints) or None,
+        image_pull_secrets=list(spec.image_pull_secrets) or None,
+    )
+    return V1PodTemplateSpec(
+        metadata=V1ObjectMeta(
+            labels={**spec.pod_labels, **labels(graph)},
+            annotations={**spec.pod_annotations, SECRETS_HASH_ANNOTATION: hash_},
+        ),
+        spec=pod,
+    )
 
 
 def build_deployment(
     graph: Graph, config: OperatorConfig, plan: CheckpointerPlan, hash_: str
-) -> Manifest:
+) -> V1Deployment:
     spec = graph.spec
-    replicas = desired_replicas(spec, plan)
-    container: Manifest = {
-        "name": CONTAINER,
-        "image": spec.image or config.default_image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["agentflow", "api"],
-        "args": ["--host", "0.0.0.0", "--port", str(PORT), "--workers", str(spec.workers)],
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "env": runtime_env(graph, plan, config),
-        "livenessProbe": _probe("/healthz", period_s=10, failures=3),
-        "readinessProbe": _probe("/readyz", period_s=5, failures=3),
-        # Up to two minutes to start (imports, migrations) before liveness applies.
-        "startupProbe": _probe("/healthz", period_s=2, failures=60),
-        # Let Services and proxies stop routing here before the server begins to drain.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
-    if spec.env_from:
-        container["envFrom"] = list(spec.env_from)
-    if spec.resources is not None:
-        container["resources"] = spec.resources
-    pod_spec: Manifest = {
-        "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        # No API token unless a service account was asked for: graphs rarely need the API.
-        "automountServiceAccountToken": spec.service_account_name is not None,
-        # Streams get the runtime's grace, plus the preStop pause, plus a margin to exit.
-        "terminationGracePeriodSeconds": config.shutdown_grace_s + PRE_STOP_S + 10,
-    }
-    optional = {
-        "serviceAccountName": spec.service_account_name,
-        "nodeSelector": spec.node_selector or None,
-        "tolerations": spec.tolerations or None,
-        "affinity": spec.affinity,
-        "topologySpreadConstraints": spec.topology_spread_constraints or None,
-        "imagePullSecrets": [ref.model_dump() for ref in spec.image_pull_secrets] or None,
-    }
-    pod_spec.update({key: value for key, value in optional.items() if value is not None})
-    deployment_spec: Manifest = {
-        "selector": {"matchLabels": selector_labels(graph)},
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {
-                "maxSurge": spec.rollout.max_surge,
-                "maxUnavailable": spec.rollout.max_unavailable,
-            },
-        },
-        "progressDeadlineSeconds": 600,
-        "revisionHistoryLimit": 5,
-        "template": {
-            "metadata": {
-                "labels": {**spec.pod_labels, **labels(graph)},
-                "annotations": {**spec.pod_annotations, CONFIG_HASH_ANNOTATION: hash_},
-            },
-            "spec": pod_spec,
-        },
-    }
-    if replicas is not None:  # never fight the autoscaler: it owns replicas when it exists
-        deployment_spec = {"replicas": replicas, **deployment_spec}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(graph, names(graph)["workload"]),
-        "spec": deployment_spec,
-    }
+    return V1Deployment(
+        api_version="apps/v1",
+        kind="Deployment",
+        metadata=metadata(graph, names(graph)["workload"]),
+        spec=V1DeploymentSpec(
+            # None leaves replicas to the autoscaler: the operator then never writes them.
+            replicas=deployment_replicas(spec, plan),
+            selector=V1LabelSelector(match_labels=selector_labels(graph)),
+            strategy=V1DeploymentStrategy(
+                type="RollingUpdate",
+                rolling_update=V1RollingUpdateDeployment(
+                    max_surge=spec.rollout.max_surge, max_unavailable=spec.rollout.max_unavailable
+                ),
+            ),
+            progress_deadline_seconds=600,
+            revision_history_limit=5,
+            template=build_pod_template(graph, config, plan, hash_),
+        ),
+    )
 
 
-def build_service(graph: Graph) -> Manifest:
+# ---------------------------------------------------------------------- around the pods
+
+
+def build_service(graph: Graph) -> V1Service:
     service = graph.spec.service
-    meta = metadata(graph, names(graph)["workload"])
-    if service.annotations:
-        meta["annotations"] = dict(service.annotations)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta,
-        "spec": {
-            "type": service.type,
-            "selector": selector_labels(graph),
-            "ports": [
-                {"name": "http", "port": service.port, "targetPort": "http", "protocol": "TCP"}
+    return V1Service(
+        api_version="v1",
+        kind="Service",
+        metadata=metadata(graph, names(graph)["workload"], dict(service.annotations)),
+        spec=V1ServiceSpec(
+            type=service.type,
+            selector=selector_labels(graph),
+            ports=[
+                V1ServicePort(name="http", port=service.port, target_port="http", protocol="TCP")
             ],
-        },
-    }
+        ),
+    )
 
 
-def build_hpa(graph: Graph) -> Manifest | None:
+def build_hpa(graph: Graph) -> V2HorizontalPodAutoscaler | None:
     scaling = graph.spec.autoscaling
     if scaling is None or graph.spec.suspend:
         return None
-    metrics: list[Manifest] = []
     cpu = scaling.target_cpu_utilization_percentage
     if (
         cpu is None
@@ -304,119 +418,134 @@ def build_hpa(graph: Graph) -> Manifest | None:
         and scaling.target_inflight_runs_per_pod is None
     ):
         cpu = DEFAULT_CPU_TARGET
-    for resource, target in (
-        ("cpu", cpu),
-        ("memory", scaling.target_memory_utilization_percentage),
-    ):
-        if target is not None:
-            metrics.append(
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": resource,
-                        "target": {"type": "Utilization", "averageUtilization": target},
-                    },
-                }
-            )
+    metrics = [
+        V2MetricSpec(
+            type="Resource",
+            resource=V2ResourceMetricSource(
+                name=resource,
+                target=V2MetricTarget(type="Utilization", average_utilization=target),
+            ),
+        )
+        for resource, target in (
+            ("cpu", cpu),
+            ("memory", scaling.target_memory_utilization_percentage),
+        )
+        if target is not None
+    ]
     if scaling.target_inflight_runs_per_pod is not None:
         metrics.append(
-            {
-                "type": "Pods",
-                "pods": {
-                    "metric": {"name": RUNS_IN_FLIGHT_METRIC},
-                    "target": {
-                        "type": "AverageValue",
-                        "averageValue": str(scaling.target_inflight_runs_per_pod),
-                    },
-                },
-            }
+            V2MetricSpec(
+                type="Pods",
+                pods=V2PodsMetricSource(
+                    metric=V2MetricIdentifier(name=RUNS_IN_FLIGHT_METRIC),
+                    target=V2MetricTarget(
+                        type="AverageValue", average_value=str(scaling.target_inflight_runs_per_pod)
+                    ),
+                ),
+            )
         )
-    spec: Manifest = {
-        "scaleTargetRef": {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": names(graph)["workload"],
-        },
-        "minReplicas": scaling.min_replicas,
-        "maxReplicas": scaling.max_replicas,
-        "metrics": metrics,
-    }
-    if scaling.behavior is not None:
-        spec["behavior"] = scaling.behavior
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(graph, names(graph)["workload"]),
-        "spec": spec,
-    }
-
-
-def build_pdb(graph: Graph, replicas: int | None) -> Manifest | None:
-    spec = graph.spec
-    scaling = spec.autoscaling
-    several = (replicas or 0) > 1 or (
-        replicas is None and scaling is not None and scaling.min_replicas > 1
+    return V2HorizontalPodAutoscaler(
+        api_version="autoscaling/v2",
+        kind="HorizontalPodAutoscaler",
+        metadata=metadata(graph, names(graph)["workload"]),
+        spec=V2HorizontalPodAutoscalerSpec(
+            scale_target_ref=V2CrossVersionObjectReference(
+                api_version="apps/v1", kind="Deployment", name=names(graph)["workload"]
+            ),
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            metrics=metrics,
+            behavior=scaling.behavior,
+        ),
     )
-    if spec.suspend or (spec.disruption is None and not several):
-        return None
-    budget: Manifest = {"maxUnavailable": 1}
-    if spec.disruption is not None:
-        budget = spec.disruption.model_dump(by_alias=True, exclude_none=True)
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(graph, names(graph)["workload"]),
-        "spec": {**budget, "selector": {"matchLabels": selector_labels(graph)}},
-    }
 
 
-def build_checkpointer_secret(graph: Graph, dsn: str) -> Manifest:
+def fewest_pods(spec: AgentGraphSpec, plan: CheckpointerPlan) -> int:
+    """The fewest pods the graph runs while it is not suspended."""
+    replicas = deployment_replicas(spec, plan)
+    if replicas is not None:
+        return replicas
+    assert spec.autoscaling is not None
+    return spec.autoscaling.min_replicas
+
+
+def build_pdb(
+    graph: Graph, plan: CheckpointerPlan
+) -> tuple[V1PodDisruptionBudget | None, str | None]:
+    """The disruption budget, or None and why not (when one was asked for)."""
+    spec = graph.spec
+    disruption = spec.disruption
+    if spec.suspend or plan.type == "memory" or (disruption is not None and not disruption.enabled):
+        return None, None
+    if fewest_pods(spec, plan) <= 1:
+        why = (
+            "no PodDisruptionBudget while a single pod runs: it would block node drains"
+            if disruption is not None
+            else None
+        )
+        return None, why
+    budget = V1PodDisruptionBudgetSpec(
+        selector=V1LabelSelector(match_labels=selector_labels(graph)),
+        # A pod that is not ready serves nothing: evicting it must never wait on the budget
+        # (without this a crash-looping pod blocks every node drain).
+        unhealthy_pod_eviction_policy="AlwaysAllow",
+    )
+    if disruption is not None and disruption.min_available is not None:
+        budget.min_available = disruption.min_available
+    else:
+        budget.max_unavailable = (
+            disruption.max_unavailable
+            if disruption is not None and disruption.max_unavailable is not None
+            else 1
+        )
+    pdb = V1PodDisruptionBudget(
+        api_version="policy/v1",
+        kind="PodDisruptionBudget",
+        metadata=metadata(graph, names(graph)["workload"]),
+        spec=budget,
+    )
+    return pdb, None
+
+
+def build_checkpointer_secret(graph: Graph, dsn: str) -> V1Secret:
     """A copy of the operator's default DSN in the graph's namespace (pods can only read
     Secrets of their own namespace); it goes away with the graph."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(graph, names(graph)["checkpointer_secret"]),
-        "type": "Opaque",
-        "stringData": {"DATABASE_URL": dsn},
-    }
+    encoded = base64.b64encode(dsn.encode()).decode()
+    return V1Secret(
+        api_version="v1",
+        kind="Secret",
+        metadata=metadata(
+            graph, names(graph)["checkpointer_secret"], more_labels={WATCHED_LABEL: "true"}
+        ),
+        type="Opaque",
+        data={DEFAULT_DSN_KEY: encoded},
+    )
 
 
 def desired_objects(
     graph: Graph,
     config: OperatorConfig,
-    secret_data: dict[str, dict[str, str]],
+    secret_values: dict[str, str],
     default_dsn: str | None = None,
 ) -> Desired:
-    """All objects the graph should own. ``secret_data`` holds the contents of the Secrets the
-    pods read (for the config hash); ``default_dsn`` the operator's DSN when it is mirrored."""
-    plan = plan_checkpointer(graph.spec, config)
-    replicas = desired_replicas(graph.spec, plan)
-    objects: list[Manifest] = []
-    if plan.mirror_default_dsn:
+    """All objects the graph should own. ``secret_values`` holds the Secret values the pods
+    read (for the hash); ``default_dsn`` the operator's DSN when the graph uses it."""
+    plan = plan_checkpointer(graph, config)
+    objects: list[KubeObject] = []
+    notices = [plan.notice] if plan.notice else []
+    if plan.copies_default_dsn:
         assert default_dsn is not None
         objects.append(build_checkpointer_secret(graph, default_dsn))
-    objects.append(build_deployment(graph, config, plan, config_hash(graph, secret_data)))
+    objects.append(build_deployment(graph, config, plan, secrets_hash(secret_values)))
     objects.append(build_service(graph))
     if plan.type != "memory":
-        objects += [o for o in (build_hpa(graph), build_pdb(graph, replicas)) if o is not None]
-    return Desired(objects, replicas, [plan.notice] if plan.notice else [])
+        hpa = build_hpa(graph)
+        pdb, why_not = build_pdb(graph, plan)
+        objects += [o for o in (hpa, pdb) if o is not None]
+        notices += [why_not] if why_not else []
+    return Desired(objects, deployment_replicas(graph.spec, plan), notices)
 
 
 def service_url(graph: Graph) -> str:
     port = graph.spec.service.port
     return f"http://{names(graph)['workload']}.{graph.namespace}.svc.cluster.local:{port}"
-
-
-def secret_refs(spec: AgentGraphSpec, config: OperatorConfig) -> list[SecretKeyRef]:
-    """The Secret keys (in the graph's namespace) whose contents the pods read."""
-    plan = plan_checkpointer(spec, config)
-    refs = [spec.auth.jwt_secret_ref if spec.auth else None, plan.redis_ref]
-    if not plan.mirror_default_dsn:
-        refs.append(plan.dsn_ref)
-    return [ref for ref in refs if ref is not None]
-
-
-def referenced_secrets(spec: AgentGraphSpec, config: OperatorConfig) -> list[str]:
-    """Names of the Secrets (in the graph's namespace) whose contents the pods read."""
-    return sorted({ref.name for ref in secret_refs(spec, config)})

@@ -48,6 +48,6 @@ def run(verbose: bool) -> None:
             clusterwide=not namespaces,
             namespaces=namespaces,
             peering_name=config.peering,
-            liveness_endpoint="http://0.0.0.0:8080/healthz",
+            liveness_endpoint=config.liveness_endpoint or None,
         )
     )

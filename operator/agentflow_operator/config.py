@@ -24,15 +24,43 @@ class OperatorConfig(BaseSettings):
     default_dsn_secret: str | None = Field(
         None,
         pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$",
-        description="namespace/name of the Secret with the shared Postgres DSN; copied into each "
-        "graph's namespace for graphs with no checkpointer of their own.",
+        description="namespace/name of the Secret with the shared Postgres DSN, for graphs with "
+        "no checkpointer of their own: referenced by graphs of its namespace, copied next to "
+        "the others (pods read Secrets of their own namespace only).",
     )
     default_dsn_secret_key: str = Field("dsn", description="Key of the DSN in that Secret.")
     default_redis_url: str | None = Field(None, pattern=r"^rediss?://", description="Shared Redis.")
     shutdown_grace_s: int = Field(
         30, ge=0, le=3600, description="Grace the runtime gives open streams on SIGTERM."
     )
+    dsn_refresh_s: float = Field(
+        30, gt=0, le=3600, description="How often the default DSN Secret is read again."
+    )
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    liveness_endpoint: str = Field(
+        "http://0.0.0.0:8080/healthz",
+        description="Where the operator answers liveness probes (kopf's endpoint); empty "
+        "turns it off.",
+    )
+    workers: int = Field(
+        4, ge=1, le=64, description="Graphs reconciled at once (each in its own thread)."
+    )
+    resync_s: float = Field(
+        300,
+        gt=0,
+        le=86400,
+        description="How often every graph is compared with the watch caches, a safety net "
+        "for missed events: costs no API request while nothing drifted.",
+    )
+    retry_base_s: float = Field(
+        2, gt=0, le=60, description="First wait before a failed reconcile is retried."
+    )
+    retry_max_s: float = Field(
+        300, gt=0, le=3600, description="Longest wait between retries (the wait doubles)."
+    )
+    list_chunk_size: int = Field(
+        500, ge=1, le=10000, description="Objects per page when the operator lists a kind."
+    )
     peering: str = Field("agentflow", description="kopf peering name shared by operator replicas.")
     priority: int | None = Field(
         None, ge=0, description="Peering priority (the highest acts); random when unset."

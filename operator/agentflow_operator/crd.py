@@ -2,7 +2,9 @@
 
 Pydantic writes JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema: every ``$ref``
 inlined, no ``null`` alternatives (an absent field is simply not set), no ``title``, and no
-``additionalProperties: false`` (unknown fields are pruned by the API server instead).
+``additionalProperties: false`` (unknown fields are pruned by the API server instead). Fields of
+Kubernetes types (env, resources, affinity...) get the upstream schemas (upstream.py), so the
+API server validates them when the AgentGraph is written.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from agentflow_operator.api import (
     KIND,
     PLURAL,
     SHORT_NAMES,
+    UPSTREAM_MARKER,
     VERSION,
     AgentGraphSpec,
     AgentGraphStatus,
 )
+from agentflow_operator.upstream import structural
 
 _READY = '.status.conditions[?(@.type=="Ready")]'
 PRINTER_COLUMNS = [
@@ -52,6 +56,27 @@ PRINTER_COLUMNS = [
 ]
 
 
+def upstream_fields(model: type[BaseModel], prefix: str) -> dict[str, str]:
+    """Where ``model`` (and the models it holds) has fields of Kubernetes types: path (as
+    ``spec.resources``) -> upstream definition."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    definitions = raw.pop("$defs", {})
+    found: dict[str, str] = {}
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for alternative in [node, node.get("items") or {}, *node.get("anyOf", [])]:
+            if UPSTREAM_MARKER in alternative:
+                found[path] = alternative[UPSTREAM_MARKER]
+                return
+            if "$ref" in alternative:
+                walk(definitions[alternative["$ref"].rsplit("/", 1)[1]], path)
+        for name, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{name}")
+
+    walk(raw, prefix)
+    return found
+
+
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     definitions = raw.pop("$defs", {})
@@ -59,6 +84,9 @@ def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _convert(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    if UPSTREAM_MARKER in node:  # a Kubernetes type: its upstream schema, as controller-gen does
+        extra = {k: v for k, v in node.items() if k in ("description", "default")}
+        return {**structural(node[UPSTREAM_MARKER]), **extra}
     if "$ref" in node:
         target = _convert(definitions[node["$ref"].rsplit("/", 1)[1]], definitions)
         return {**target, **{k: v for k, v in node.items() if k in ("description", "default")}}

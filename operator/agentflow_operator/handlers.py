@@ -1,107 +1,227 @@
-"""Kopf handlers: thin glue between events and the plain functions of reconcile.py.
+"""Kopf handlers: thin glue between the watches and the plain code of reconcile.py.
 
-* An AgentGraph created, changed or found at start-up is reconciled; so is every graph each
-  ``RESYNC_S`` (drift repair that needs no event).
-* A change to a Deployment, Service, HPA or PDB the operator manages (an edit, a deletion, the
-  Deployment's status moving) re-reconciles its owner at once; its creation does not (we made
-  it).
-* A Secret created, changed or deleted re-reconciles the graphs that read it, so rotating a key
-  rolls the pods.
+kopf watches (with server-side label selectors: only the objects the operator owns and the
+Secrets labelled for it ever reach this process) and keeps them in its indices, which are the
+operator's caches. Every event that may concern a graph only puts the graph's key in the work
+queue (workqueue.py); the queue's workers reconcile it against the caches. Nothing here adds a
+finalizer: owner references already take everything along when a graph is deleted, so deleting
+a graph never waits for the operator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import secrets
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
 from agentflow_operator.api import GROUP, PLURAL, VERSION, AgentGraphSpec
-from agentflow_operator.builders import MANAGED_BY, referenced_secrets
+from agentflow_operator.apiserver import ApiServer
+from agentflow_operator.builders import (
+    MANAGED_BY,
+    WATCHED_LABEL,
+    Graph,
+    plan_checkpointer,
+    secret_refs,
+)
+from agentflow_operator.caches import Observed, observe, single
 from agentflow_operator.config import OperatorConfig
-from agentflow_operator.reconcile import Cluster, NotAccepted, reconcile, status_of, without_times
+from agentflow_operator.errors import ApiUnavailable, Refused
+from agentflow_operator.reconcile import OWNED_KINDS, AppliedMemory, Reconciler
+from agentflow_operator.workqueue import WorkQueue
 
 logger = logging.getLogger("agentflow_operator")
 
-RESYNC_S = 30
-RETRY_S = 10  # an AgentGraph refused for its spec (a Secret missing...)
-API_RETRY_S = 2  # an error of the Kubernetes API itself
-# How long kopf waits to see its own patch of a graph come back through the watch before it
-# takes the version it has for current. kopf's 5 s is too short under a burst: with 1,000 graphs
-# created at once the watch ran over 5 s behind, and kopf, reading a version from before its
-# last-handled annotation, ran the creation handler of a third to half of them a second time.
-# Only a relisted watch never brings the patch back; then one graph waits this long, once.
+GraphKey = tuple[str, str]  # namespace, name
+MANAGED = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+WATCHED = f"{WATCHED_LABEL}=true"
+# How long kopf waits to see its own patch come back through a watch before it takes the
+# version it has for current (kopf's 5 s is short under a burst of 1,000 graphs).
 CONSISTENCY_S = 30
-MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
-# The events of an owned object that may mean drift. ADDED is the echo of our own create
-# (reacting to it would reconcile each new graph again once per object it owns, for nothing);
-# kopf's listings (type None) are no change either: the graphs' resume handlers reconcile at
-# start-up, and the resync covers what a lost watch missed.
-OWNED_CHANGES = {"MODIFIED", "DELETED"}
+OWNED_RESOURCES = [
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+]
 
 
-class Context:
-    """What every handler shares, built once at start-up (kopf's memo)."""
+@dataclass(frozen=True)
+class StatusWrite:
+    """The operator's last status write of a graph, and what it had reconciled."""
 
-    def __init__(self) -> None:
-        self.config = OperatorConfig()
+    resource_version: str
+    essence: tuple[Any, ...]
+
+    def echoed_by(self, graph: dict[str, Any]) -> bool:
+        """Whether a watch event of ``graph`` only brings this write back. The version alone
+        does not say it: kopf delivers only the last of quick events, so a change someone made
+        just before the write may arrive as the write's own version."""
+        version = graph["metadata"].get("resourceVersion")
+        return version == self.resource_version and _essence(graph) == self.essence
+
+
+class Operator:
+    """What the handlers share, built once at start-up (kopf's memo)."""
+
+    def __init__(self, config: OperatorConfig, indices: dict[str, Any]) -> None:
+        self.config = config
         try:
             kube_config.load_incluster_config()
         except kube_config.ConfigException:  # outside a cluster: KUBECONFIG (read now, not
             kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # at import)
         self.api_client = ApiClient()
-        self.cluster = Cluster(self.api_client)
-
-    def connection_info(self) -> kopf.ConnectionInfo:
-        """The credentials the kubernetes client loaded, for kopf's own connection."""
-        configuration = self.api_client.configuration
-        scheme, _, token = (configuration.api_key.get("authorization") or "").partition(" ")
-        return kopf.ConnectionInfo(
-            server=configuration.host,
-            scheme=scheme or None,
-            token=token or None,
-            ca_path=configuration.ssl_ca_cert,
-            insecure=not configuration.verify_ssl,
-            certificate_path=configuration.cert_file,
-            private_key_path=configuration.key_file,
+        self.api = ApiServer(self.api_client)
+        self.indices = indices
+        self.memory = AppliedMemory()
+        self.reconciler = Reconciler(self.api, self, config, self.memory)
+        self.queue: WorkQueue[GraphKey] = WorkQueue(
+            self._work, config.workers, config.retry_base_s, config.retry_max_s
         )
+        self.status_writes: dict[GraphKey, StatusWrite] = {}  # to tell our echoes
+        self._dsn: str | None = None
+        self._dsn_error: Refused | None = None
+        self._dsn_lock = threading.Lock()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ the World (caches)
+
+    def owned(self, kind: str, namespace: str, name: str) -> Observed | None:
+        index = "watched_secrets" if kind == "Secret" else "owned"
+        found = single(self.indices[index].get((kind, namespace, name)))
+        return found
+
+    def secret(self, namespace: str, name: str) -> Observed | None:
+        return single(self.indices["watched_secrets"].get(("Secret", namespace, name)))
+
+    def default_dsn(self) -> str:
+        """The operator's shared DSN, read every ``dsn_refresh_s`` by :meth:`refresh_dsn`."""
+        with self._dsn_lock:
+            if self._dsn is None and self._dsn_error is None:
+                self._read_dsn()
+            if self._dsn_error is not None:
+                raise self._dsn_error
+            assert self._dsn is not None
+            return self._dsn
+
+    def _read_dsn(self) -> None:
+        home, name = (self.config.default_dsn_secret or "").split("/", 1)
+        key = self.config.default_dsn_secret_key
+        secret = self.api.get("v1", "Secret", home, name)
+        self._dsn, self._dsn_error = None, None
+        if secret is None:
+            self._dsn_error = Refused(
+                "SecretNotFound", f"the operator's DSN Secret {home}/{name} does not exist"
+            )
+        elif key not in (secret.get("data") or {}):
+            self._dsn_error = Refused(
+                "SecretKeyNotFound", f"the operator's DSN Secret {home}/{name} has no key '{key}'"
+            )
+        else:
+            self._dsn = observe(secret, keep_body=True).secret_value(key)
+
+    def refresh_dsn(self) -> bool:
+        """Read the default DSN again; whether it changed."""
+        with self._dsn_lock:
+            before = (self._dsn, self._dsn_error and self._dsn_error.message)
+            self._read_dsn()
+            return before != (self._dsn, self._dsn_error and self._dsn_error.message)
+
+    # ------------------------------------------------------------------ reconciling
+
+    def graph(self, key: GraphKey) -> dict[str, Any] | None:
+        found: Iterable[dict[str, Any]] = self.indices["graphs"].get(key) or ()
+        return next(iter(found), None)
+
+    async def _work(self, key: GraphKey) -> bool:
+        body = self.graph(key)
+        if body is None:
+            return True  # deleted meanwhile: nothing to do
+        try:
+            outcome = await asyncio.to_thread(self.reconciler.reconcile, body)
+            written = await asyncio.to_thread(self.reconciler.write_status, body, outcome)
+        except ApiUnavailable as failure:
+            logger.warning("%s/%s: %s (retrying)", *key, failure.message)
+            return False
+        if written is not None:
+            self.status_writes[key] = StatusWrite(
+                written["metadata"]["resourceVersion"], _essence(body)
+            )
+        if outcome.refused is not None:
+            refused = outcome.refused
+            kopf.warn(_body(body), reason=refused.reason, message=refused.message)
+            return False
+        return True
+
+    def graphs_reading(self, namespace: str, secret: str) -> set[GraphKey]:
+        readers: Iterable[str] = self.indices["secret_readers"].get((namespace, secret)) or ()
+        return {(namespace, name) for name in readers}
+
+    def start(self) -> None:
+        """Start the workers and loops, from kopf's first resource handler: by then its indices
+        (the caches) are filled, and tasks made here may post Events (kopf's posting context)."""
+        if self.tasks:
+            return
+        self.tasks = [
+            asyncio.create_task(self.queue.run()),
+            asyncio.create_task(_resync(self)),
+        ]
+        if self.config.default_dsn_secret:
+            self.tasks.append(asyncio.create_task(_watch_default_dsn(self)))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def graphs_using_default_dsn(self) -> set[GraphKey]:
+        using: Iterable[GraphKey] = self.indices["default_dsn_users"].get(True) or ()
+        return set(using)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    memo.context = Context()
-    config = memo.context.config
-    # Progress and the last handled spec live in annotations, not in status (ours is typed).
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{GROUP}/operator"
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    config = OperatorConfig()
+    operator = Operator(config, {name: kwargs[name] for name in INDICES})
+    memo.operator = operator
+    # Server-side selection: nothing else of these kinds ever streams into the operator.
+    for group, _, plural in OWNED_RESOURCES:
+        settings.watching.label_selectors[group, plural] = MANAGED
+    settings.watching.label_selectors["", "secrets"] = WATCHED
+    settings.watching.chunk_size = config.list_chunk_size  # paginated lists
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    settings.persistence.consistency_timeout = CONSISTENCY_S
     settings.peering.name = config.peering
     settings.peering.mandatory = False  # without the peering CRDs, one replica runs alone
     # Peers with equal priorities all freeze: each replica draws its own, the highest acts.
     settings.peering.priority = (
         config.priority if config.priority is not None else secrets.randbelow(2**31)
     )
-    settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.networking.request_timeout = 30
-    settings.persistence.consistency_timeout = CONSISTENCY_S
-    _ensure_peering(memo.context)
+    settings.posting.level = logging.WARNING  # Events for refusals, not for every success
+    _ensure_peering(operator)
 
 
-def _ensure_peering(context: Context) -> None:
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.operator.stop()
+
+
+def _ensure_peering(operator: Operator) -> None:
     """Create the kopf peering object(s) replicas meet in (a Helm chart that templates the
     peering CRD cannot create them in the same release)."""
-    config = context.config
+    config = operator.config
     if config.watch_namespaces:
         peerings = [
             {
@@ -120,104 +240,210 @@ def _ensure_peering(context: Context) -> None:
             }
         ]
     for peering in peerings:
-        if not context.cluster.ensure(peering):
+        if not operator.api.create_if_missing(peering):
             logger.warning("kopf's peering CRDs are not installed: replicas cannot coordinate")
             return
 
 
-def _sync(body: kopf.Body, context: Context) -> None:
-    """Reconcile one graph and write its status (only when it changed)."""
-    graph = dict(body)
-    failure, outcome = None, None
-    try:
-        outcome = reconcile(context.cluster, graph, context.config)
-    except NotAccepted as refusal:
-        failure = refusal
-    except (ApiException, HTTPError) as error:  # 409, 5xx, timeouts: retry soon
-        detail = f"{error.status} {error.reason}" if isinstance(error, ApiException) else error
-        raise kopf.TemporaryError(
-            f"the Kubernetes API failed: {detail}", delay=API_RETRY_S
-        ) from None
-    status = status_of(graph, outcome, failure, context.config)
-    if without_times(status) != without_times(dict(body.get("status") or {})):
-        meta = body["metadata"]
-        context.cluster.patch_status(meta["namespace"], meta["name"], status)
-    if failure is not None:
-        kopf.warn(body, reason=failure.reason, message=failure.message)
-        raise kopf.TemporaryError(failure.message, delay=RETRY_S)
+async def _resync(operator: Operator) -> None:
+    """Every graph, every ``resync_s``: a safety net for missed events (free when in sync)."""
+    while True:
+        await asyncio.sleep(operator.config.resync_s)
+        for key in list(operator.indices["graphs"]):
+            operator.queue.add(key)
+
+
+async def _watch_default_dsn(operator: Operator) -> None:
+    """Read the default DSN Secret every ``dsn_refresh_s``; a change rolls the graphs using it."""
+    while True:
+        await asyncio.sleep(operator.config.dsn_refresh_s)
+        try:
+            changed = await asyncio.to_thread(operator.refresh_dsn)
+        except ApiUnavailable as failure:
+            logger.warning("reading the default DSN: %s", failure.message)
+            continue
+        if changed:
+            for key in operator.graphs_using_default_dsn():
+                operator.queue.add(key)
 
 
 @kopf.on.login()
 def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
-    return memo.context.connection_info()  # type: ignore[no-any-return]
-
-
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def on_graph(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _sync(body, memo.context)
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_S, initial_delay=RESYNC_S)
-def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _sync(body, memo.context)
-
-
-def _resync_owner(namespace: str, owner: str, context: Context) -> None:
-    body = context.cluster.get(f"{GROUP}/{VERSION}", "AgentGraph", namespace, owner)
-    if body is not None and not body["metadata"].get("deletionTimestamp"):
-        # A refusal is reported in the status; the graph's own handler retries it.
-        with contextlib.suppress(kopf.TemporaryError):
-            _sync(kopf.Body(cast(kopf.RawBody, body)), context)
-
-
-def _owner_name(meta: kopf.Meta) -> str | None:
-    refs = meta.get("ownerReferences") or []
-    return next(
-        (ref["name"] for ref in refs if ref.get("kind") == "AgentGraph" and ref.get("controller")),
-        None,
+    """kopf connects with the credentials the kubernetes client loaded."""
+    configuration = memo.operator.api_client.configuration
+    scheme, _space, token = (configuration.api_key.get("authorization") or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        scheme=scheme or None,
+        token=token or None,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
     )
 
 
-def _owned_changed(event: kopf.RawEvent, **_: Any) -> bool:
-    return event["type"] in OWNED_CHANGES
+# ---------------------------------------------------------------------- caches (kopf indices)
+
+INDICES = ("graphs", "secret_readers", "default_dsn_users", "owned", "watched_secrets")
 
 
-# The filters (``when``) run in kopf's loop: an event they refuse costs no thread and no log.
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED, when=_owned_changed)
-@kopf.on.event("", "v1", "services", labels=MANAGED, when=_owned_changed)
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED, when=_owned_changed)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED, when=_owned_changed)
-def on_owned(meta: kopf.Meta, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    owner = _owner_name(meta)
-    if owner is not None and namespace is not None:
-        _resync_owner(namespace, owner, memo.context)
+@kopf.index(GROUP, VERSION, PLURAL)
+def graphs(
+    body: kopf.Body, name: str, namespace: str | None, **_: Any
+) -> dict[GraphKey, dict[str, Any]]:
+    assert namespace is not None  # AgentGraphs are namespaced
+    return {(namespace, name): _plain(body)}
+
+
+def _parsed(spec: kopf.Spec, name: str, namespace: str | None, body: kopf.Body) -> Graph | None:
+    if namespace is None:
+        return None
+    try:
+        parsed = AgentGraphSpec.model_validate(dict(spec))
+    except ValueError:
+        return None
+    return Graph(name, namespace, str(body["metadata"].get("uid", "")), parsed)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def secret_readers(
-    spec: kopf.Spec, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> dict[tuple[str | None, str], str]:
+    spec: kopf.Spec, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[tuple[str, str], str]:
     """(namespace, Secret name) -> the graphs whose pods read that Secret."""
-    try:
-        parsed = AgentGraphSpec.model_validate(dict(spec))
-    except ValueError:
+    graph = _parsed(spec, name, namespace, body)
+    if graph is None:
         return {}
-    readers = referenced_secrets(parsed, memo.context.config)
-    return {(namespace, secret): name for secret in readers}
+    plan = plan_checkpointer(graph, memo.operator.config)
+    return {(graph.namespace, ref.name): name for ref in secret_refs(graph, plan)}
 
 
-def _read_by_a_graph(event: kopf.RawEvent, name: str, namespace: str | None, **kwargs: Any) -> bool:
-    """A Secret some graph reads, created, changed or deleted (a listing, type None, is no
-    change): every other Secret of the cluster is none of our business."""
-    readers: kopf.Index[tuple[str | None, str], str] = kwargs["secret_readers"]  # kopf index
-    return event["type"] is not None and (namespace, name) in readers
+@kopf.index(GROUP, VERSION, PLURAL)
+def default_dsn_users(
+    spec: kopf.Spec, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[bool, GraphKey]:
+    graph = _parsed(spec, name, namespace, body)
+    if graph is None or not plan_checkpointer(graph, memo.operator.config).uses_default_dsn:
+        return {}
+    return {True: (graph.namespace, name)}
 
 
-@kopf.on.event("", "v1", "secrets", when=_read_by_a_graph)
-def on_secret(name: str, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
-    assert namespace is not None  # Secrets are namespaced
-    readers: kopf.Index[tuple[str | None, str], str] = kwargs["secret_readers"]
-    for graph in set(readers.get((namespace, name), [])):
-        _resync_owner(namespace, graph, memo.context)
+@kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+@kopf.index("", "v1", "services", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+@kopf.index(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+)
+@kopf.index(
+    "policy", "v1", "poddisruptionbudgets", labels={"app.kubernetes.io/managed-by": MANAGED_BY}
+)
+def owned(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], Observed]:
+    seen = observe(body, keep_body=body["kind"] == "Deployment")
+    return {seen.key: seen}
+
+
+@kopf.index("", "v1", "secrets", labels={WATCHED_LABEL: "true"})
+def watched_secrets(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], Observed]:
+    seen = observe(body, keep_body=True)
+    return {seen.key: seen}
+
+
+def _essence(graph: dict[str, Any]) -> tuple[Any, ...]:
+    """What a reconcile reads of a graph besides its status."""
+    meta = graph["metadata"]
+    return (graph.get("spec"), meta.get("generation"), meta.get("finalizers"), meta.get("uid"))
+
+
+def _body(plain: dict[str, Any]) -> kopf.Body:
+    return kopf.Body(cast(kopf.RawBody, plain))
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    import json
+
+    plain: dict[str, Any] = json.loads(json.dumps(dict(body)))
+    return plain
+
+
+# ---------------------------------------------------------------------- events -> the queue
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def on_graph(
+    event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    assert namespace is not None  # AgentGraphs are namespaced
+    operator: Operator = memo.operator
+    operator.start()
+    key = (namespace, name)
+    if event["type"] == "DELETED":
+        operator.queue.forget(key)
+        operator.status_writes.pop(key, None)
+        for kind in OWNED_KINDS:  # its objects go with it (garbage collection)
+            operator.memory.forget((kind, namespace, name))
+        return
+    written = operator.status_writes.get(key)
+    if written is None or not written.echoed_by(dict(event["object"])):
+        operator.queue.add(key)
+
+
+def _owner_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo) -> None:
+    """An owned object changed: its graph may need a reconcile (unless it is our own write
+    coming back)."""
+    if event["type"] is None:
+        return  # kopf's listings: the graphs' own listing reconciles them at start-up
+    operator: Operator = memo.operator
+    operator.start()
+    seen = observe(body, keep_body=False)
+    if event["type"] == "DELETED":
+        operator.memory.forget(seen.key)
+    elif operator.memory.is_echo(seen.key, seen.resource_version):
+        return
+    owner = next(
+        (
+            r["name"]
+            for r in body["metadata"].get("ownerReferences") or []
+            if r.get("controller") and r.get("kind") == "AgentGraph"
+        ),
+        None,
+    )
+    if owner is not None:
+        operator.queue.add((seen.namespace, owner))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+@kopf.on.event("", "v1", "services", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+@kopf.on.event(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+)
+@kopf.on.event(
+    "policy", "v1", "poddisruptionbudgets", labels={"app.kubernetes.io/managed-by": MANAGED_BY}
+)
+async def on_owned(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _owner_changed(event, body, memo)
+
+
+@kopf.on.event("", "v1", "secrets", labels={WATCHED_LABEL: "true"})
+async def on_secret(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """A watched Secret changed: the graphs reading it roll their pods; and if it is a DSN copy
+    the operator owns, its graph checks it."""
+    if event["type"] is None or namespace is None:
+        return
+    operator: Operator = memo.operator
+    operator.start()
+    for key in operator.graphs_reading(namespace, name):
+        operator.queue.add(key)
+    if (body["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY:
+        _owner_changed(event, body, memo)

@@ -1,308 +1,331 @@
-"""Reconciliation: make the cluster hold what the builders say, and report it in the status.
+"""Reconciliation: make the cluster hold what the builders say, and say so in the status.
 
-Plain functions over the official kubernetes client (its DynamicClient, so objects stay the
-dicts the builders make). Kopf handlers call :func:`reconcile` and :func:`status_of`;
-tests can call them directly. Level-based and idempotent: every call compares the objects the
-graph should own with what exists, creates what is missing, patches only objects whose fields
-that we set differ (so server defaults cause no update loop), deletes owned objects that are no
-longer wanted, and never touches objects it does not own.
+Level-based and idempotent, and written for a real API server:
+
+* every owned object is **server-side applied** by the field manager ``agentflow-operator``
+  with ``force``: a field the operator stops setting disappears from the object, fields other
+  managers own (the autoscaler's ``replicas``) are left alone;
+* an object is applied only when it may differ: when what the operator would apply changed
+  since its last apply (a digest), or when the object's managedFields show that someone took
+  a field from the operator (an edit: drift). Both are read from the watch caches, so a graph
+  in its desired state costs no API request at all;
+* owned objects no longer wanted are deleted; objects of the same names that the graph does
+  not own are never touched (the graph is refused with ``NameTaken``);
+* ``Deployment.spec.replicas`` passes to the autoscaler through a handover manager, never
+  through an apply without replicas that would reset them to 1.
+
+Failures are our errors (errors.py): :class:`Refused` for what takes a change to fix,
+:class:`ApiUnavailable` for the API server's own failures.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
+import hashlib
+import json
 import logging
-import os
-import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from pydantic import ValidationError
 
-from agentflow_operator.api import API_VERSION, KIND, AgentGraphSpec
+from agentflow_operator.api import AgentGraphSpec, SecretKeyRef
+from agentflow_operator.apiserver import FIELD_MANAGER, HANDOVER_MANAGER, ApiServer
 from agentflow_operator.builders import (
-    MANAGED_BY,
+    WATCHED_LABEL,
+    Desired,
     Graph,
     Manifest,
     desired_objects,
+    managed_env_names,
+    manifest,
+    name_problems,
+    names,
     plan_checkpointer,
-    referenced_secrets,
     secret_refs,
     selector_string,
     service_url,
 )
+from agentflow_operator.caches import ObjectKey, Observed, World, applied_fields
 from agentflow_operator.config import OperatorConfig
-from agentflow_operator.status import Verdict, condition, readiness
+from agentflow_operator.errors import Refused
+from agentflow_operator.status import Verdict, build_status, comparable
 
 logger = logging.getLogger("agentflow_operator")
 
-MERGE_PATCH = "application/merge-patch+json"
-# Kinds a graph may own; owned objects of these kinds that are no longer desired are deleted.
-OWNED_KINDS = [
-    ("v1", "Secret"),
-    ("apps/v1", "Deployment"),
-    ("v1", "Service"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-]
+# Kinds a graph may own, each under a name the builders fix (see ``names``).
+OWNED_KINDS = {
+    "Secret": ("v1", "checkpointer_secret"),
+    "Deployment": ("apps/v1", "workload"),
+    "Service": ("v1", "workload"),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "workload"),
+    "PodDisruptionBudget": ("policy/v1", "workload"),
+}
+# The finalizer operator versions before 0.2 put on every graph; no cleanup needs one.
+LEGACY_FINALIZER = "agentflow.dev/operator"
 
 
-class NotAccepted(Exception):
-    """The spec cannot be applied as it is; the message says what to fix."""
+@dataclass(frozen=True)
+class Applied:
+    """What the operator last applied to one object, and what the API server made of it."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+    digest: str
+    resource_version: str
+    fields: str
+
+
+class AppliedMemory:
+    """The operator's own applies, per object (in memory: after a restart, every object is
+    applied once more, which the API server turns into no change)."""
+
+    def __init__(self) -> None:
+        self._applied: dict[ObjectKey, Applied] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: ObjectKey) -> Applied | None:
+        return self._applied.get(key)
+
+    def remember(self, key: ObjectKey, applied: Applied) -> None:
+        with self._lock:
+            self._applied[key] = applied
+
+    def forget(self, key: ObjectKey) -> None:
+        with self._lock:
+            self._applied.pop(key, None)
+
+    def is_echo(self, key: ObjectKey, resource_version: str) -> bool:
+        """Whether a watch event is our own apply coming back."""
+        seen = self._applied.get(key)
+        return seen is not None and seen.resource_version == resource_version
 
 
 @dataclass
 class Outcome:
+    """What a reconcile did: accepted (or refused, and why) and the Deployment it left."""
+
     accepted: Verdict
     deployment: Manifest | None
-    notices: list[str]
+    status: Manifest  # the status to write
+    refused: Refused | None = None
 
 
-class Cluster:
-    """The few verbs reconciliation needs, on dicts."""
-
-    def __init__(self, api_client: ApiClient) -> None:
-        # The client caches API discovery in a file, by default one per API host in /tmp: shared
-        # by every process that talks to that host, and outliving them (a restarted container
-        # keeps its /tmp volume; tests reuse ports). A stale file names APIs the server no
-        # longer serves, so each process discovers afresh into a file of its own.
-        cache = Path(tempfile.gettempdir()) / f"agentflow-operator-discovery-{os.getpid()}.json"
-        cache.unlink(missing_ok=True)
-        self.client = DynamicClient(api_client, cache_file=str(cache))
-
-    def _resource(self, api_version: str, kind: str) -> Any:
-        return self.client.resources.get(api_version=api_version, kind=kind)
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
-        try:
-            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
-        except NotFoundError:
-            return None
-        result: Manifest = found.to_dict()
-        return result
-
-    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Manifest]:
-        found = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
-        return [item.to_dict() for item in found.items]
-
-    def create(self, obj: Manifest) -> Manifest:
-        resource = self._resource(obj["apiVersion"], obj["kind"])
-        created: Manifest = resource.create(
-            body=obj, namespace=obj["metadata"]["namespace"]
-        ).to_dict()
-        return created
-
-    def patch(self, obj: Manifest) -> Manifest:
-        resource = self._resource(obj["apiVersion"], obj["kind"])
-        meta = obj["metadata"]
-        patched: Manifest = resource.patch(
-            body=obj, name=meta["name"], namespace=meta["namespace"], content_type=MERGE_PATCH
-        ).to_dict()
-        return patched
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        with contextlib.suppress(NotFoundError):
-            self._resource(api_version, kind).delete(name=name, namespace=namespace)
-
-    def ensure(self, obj: Manifest) -> bool:
-        """Create ``obj`` unless it exists; False when its kind is not served (no CRD)."""
-        try:
-            resource = self._resource(obj["apiVersion"], obj["kind"])
-        except ResourceNotFoundError:
-            return False
-        try:
-            resource.create(body=obj, namespace=obj["metadata"].get("namespace"))
-        except ApiException as error:
-            if error.status != 409:
-                raise
-        return True
-
-    def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
-        resource = self._resource(API_VERSION, KIND)
-        resource.status.patch(
-            body={"status": status}, name=name, namespace=namespace, content_type=MERGE_PATCH
-        )
+def digest(obj: Manifest) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def covers(existing: Any, desired: Any) -> bool:
-    """Whether ``existing`` already has every field of ``desired`` (extra fields, such as
-    server defaults, do not count as a difference)."""
-    if isinstance(desired, dict):
-        return isinstance(existing, dict) and all(
-            covers(existing.get(k), v) for k, v in desired.items()
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(existing, list)
-            and len(existing) == len(desired)
-            and all(covers(e, d) for e, d in zip(existing, desired, strict=True))
-        )
-    return bool(existing == desired)
-
-
-def _secret_as_data(obj: Manifest) -> Manifest:
-    """Secrets come back with base64 ``data``; compare what we write the same way."""
-    data = {k: base64.b64encode(v.encode()).decode() for k, v in obj.get("stringData", {}).items()}
-    return {**{k: v for k, v in obj.items() if k != "stringData"}, "data": data}
-
-
-def read_secret(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
-    secret = cluster.get("v1", "Secret", namespace, name)
-    if secret is None:
-        raise NotAccepted("SecretNotFound", f"Secret {namespace}/{name} does not exist")
-    return {
-        k: base64.b64decode(v).decode(errors="replace")
-        for k, v in (secret.get("data") or {}).items()
-    }
-
-
-def _owned_by(obj: Manifest, uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
-
-
-def reconcile(cluster: Cluster, body: Manifest, config: OperatorConfig) -> Outcome:
-    """Bring the graph's owned objects to what its spec asks. Raises :class:`NotAccepted`
-    (having changed nothing) when the spec cannot be applied."""
+def parse(body: Manifest) -> Graph:
     meta = body["metadata"]
     try:
         spec = AgentGraphSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        raise NotAccepted("InvalidSpec", f"the spec is invalid: {error}") from None
-    graph = Graph(
-        meta["name"], meta["namespace"], meta["uid"], spec, int(meta.get("generation", 1))
-    )
-    secrets = {
-        name: read_secret(cluster, graph.namespace, name)
-        for name in referenced_secrets(spec, config)
-    }
-    for ref in secret_refs(spec, config):
-        if ref.key not in secrets.get(ref.name, {}):
-            raise NotAccepted(
-                "SecretKeyNotFound", f"Secret {graph.namespace}/{ref.name} has no key '{ref.key}'"
-            )
-    default_dsn = None
-    if plan_checkpointer(spec, config).mirror_default_dsn:
-        home, name = (config.default_dsn_secret or "").split("/", 1)
-        values = read_secret(cluster, home, name)
-        if config.default_dsn_secret_key not in values:
-            raise NotAccepted(
-                "SecretKeyNotFound",
-                f"the operator's DSN Secret {home}/{name} has no key "
-                f"'{config.default_dsn_secret_key}'",
-            )
-        default_dsn = values[config.default_dsn_secret_key]
-        secrets["(default DSN)"] = {"dsn": default_dsn}
-    desired = desired_objects(graph, config, secrets, default_dsn)
-
-    live = {obj["kind"]: _apply(cluster, obj, graph) for obj in desired.objects}
-    selector = f"app.kubernetes.io/instance={graph.name},app.kubernetes.io/managed-by={MANAGED_BY}"
-    for api_version, kind in unwanted_kinds(desired.objects):
-        for existing in cluster.list(api_version, kind, graph.namespace, selector):
-            name = existing["metadata"]["name"]
-            if _owned_by(existing, graph.uid):
-                logger.info("deleting %s %s/%s: no longer wanted", kind, graph.namespace, name)
-                cluster.delete(api_version, kind, graph.namespace, name)
-
-    deployment = live.get("Deployment")
-    message = "the Deployment, Service and their companions are in place"
-    return Outcome(Verdict("True", "Reconciled", message), deployment, desired.notices)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise Refused("InvalidSpec", f"the spec is invalid: {problems}") from None
+    return Graph(meta["name"], meta["namespace"], meta["uid"], spec, int(meta.get("generation", 1)))
 
 
-def unwanted_kinds(desired: list[Manifest]) -> list[tuple[str, str]]:
-    """The owned kinds of which the graph wants nothing now, where leftovers may be (autoscaling
-    turned off...). A graph owns at most one object of each kind, under a name the builders fix,
-    so a kind it still wants holds nothing to prune: listing it would be a wasted request."""
-    wanted = {obj["kind"] for obj in desired}
-    return [(api_version, kind) for api_version, kind in OWNED_KINDS if kind not in wanted]
+class Reconciler:
+    def __init__(
+        self, api: ApiServer, world: World, config: OperatorConfig, memory: AppliedMemory
+    ) -> None:
+        self.api, self.world, self.config, self.memory = api, world, config, memory
 
+    # ------------------------------------------------------------------ one graph
 
-def _apply(cluster: Cluster, desired: Manifest, graph: Graph) -> Manifest | None:
-    """Create or patch one object; the object as the API server now holds it."""
-    meta = desired["metadata"]
-    existing = cluster.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
-    if existing is None:
-        logger.info("creating %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
+    def reconcile(self, body: Manifest) -> Outcome:
+        """Bring one graph's objects to its spec; never raises :class:`Refused` (it becomes
+        the outcome), raises :class:`ApiUnavailable` when the API server fails."""
+        if LEGACY_FINALIZER in (body["metadata"].get("finalizers") or []):
+            self.api.remove_finalizer(body, LEGACY_FINALIZER)
+        deployment = self._cached_deployment(body)
         try:
-            return cluster.create(desired)
-        except ApiException as error:
-            if error.status != 409:  # created meanwhile (a restart, a peer): next round compares
-                raise
-        # Read what the other writer made, for the status.
-        return cluster.get(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
-    if not _owned_by(existing, graph.uid):
-        raise NotAccepted(
+            graph = self._checked(body)
+            desired = self._desired(graph)
+            for obj in desired.objects:
+                live = self._sync(graph, obj, desired)
+                if live is not None and live["kind"] == "Deployment":
+                    deployment = live or deployment
+            self._prune(graph, {str(obj.kind) for obj in desired.objects})
+        except Refused as refusal:
+            accepted = Verdict("False", refusal.reason, refusal.message)
+            return Outcome(accepted, deployment, self._status(body, accepted, deployment), refusal)
+        message = "; ".join(
+            ["the Deployment, Service and their companions are in place", *desired.notices]
+        )
+        accepted = Verdict("True", "Reconciled", message)
+        return Outcome(accepted, deployment, self._status(body, accepted, deployment))
+
+    def _checked(self, body: Manifest) -> Graph:
+        graph = parse(body)
+        problems = name_problems(graph.name)
+        if problems:
+            raise Refused("InvalidName", problems[0])
+        plan = plan_checkpointer(graph, self.config)
+        taken = sorted(
+            managed_env_names(graph, plan, self.config) & {str(e.name) for e in graph.spec.env}
+        )
+        if taken:
+            raise Refused(
+                "InvalidSpec",
+                f"spec.env sets {', '.join(taken)}, which the operator sets itself: use the "
+                "spec's own fields (mode, logLevel, origins, auth, checkpointer...) instead",
+            )
+        return graph
+
+    def _desired(self, graph: Graph) -> Desired:
+        plan = plan_checkpointer(graph, self.config)
+        values = {
+            f"{graph.namespace}/{ref.name}/{ref.key}": self._secret_value(graph.namespace, ref)
+            for ref in secret_refs(graph, plan)
+        }
+        default_dsn = self.world.default_dsn() if plan.uses_default_dsn else None
+        if default_dsn is not None:
+            values["(default DSN)"] = default_dsn
+        return desired_objects(graph, self.config, values, default_dsn)
+
+    def _secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
+        secret = self.world.secret(namespace, ref.name)
+        if secret is None:
+            raise self._unreadable(namespace, ref.name)
+        value = secret.secret_value(ref.key)
+        if value is None:
+            raise Refused(
+                "SecretKeyNotFound", f"Secret {namespace}/{ref.name} has no key '{ref.key}'"
+            )
+        return value
+
+    def _unreadable(self, namespace: str, name: str) -> Refused:
+        """Why a Secret is not in the cache: absent, or not labelled for the operator."""
+        if self.api.get("v1", "Secret", namespace, name) is None:
+            return Refused("SecretNotFound", f"Secret {namespace}/{name} does not exist")
+        return Refused(
+            "SecretNotWatched",
+            f"Secret {namespace}/{name} is not labelled {WATCHED_LABEL}=true, so the operator "
+            f"may not read it (it watches only Secrets with that label, and rolls the pods when "
+            f"they change): kubectl label secret -n {namespace} {name} {WATCHED_LABEL}=true",
+        )
+
+    # ------------------------------------------------------------------ objects
+
+    def _sync(self, graph: Graph, obj: Any, desired: Desired) -> Manifest | None:
+        """Apply one object if it may differ from what is there; the object as the API server
+        holds it when it was applied (None when it was already right)."""
+        body = manifest(obj)
+        key: ObjectKey = (body["kind"], graph.namespace, body["metadata"]["name"])
+        live = self.world.owned(*key)
+        wanted = digest(body)
+        if self._in_sync(key, wanted, live):
+            return None
+        if live is None:
+            self._check_name_free(graph, body)
+        elif live.owner_uid != graph.uid:
+            raise self._name_taken(body)
+        if body["kind"] == "Deployment" and desired.replicas is None and live is not None:
+            self._hand_over_replicas(graph, live)
+        applied = self.api.apply(body)
+        self.memory.remember(
+            key,
+            Applied(wanted, applied["metadata"]["resourceVersion"], applied_fields(applied)),
+        )
+        return applied
+
+    def _in_sync(self, key: ObjectKey, wanted: str, live: Observed | None) -> bool:
+        seen = self.memory.get(key)
+        if seen is None or seen.digest != wanted:
+            return False
+        if live is None:
+            return True  # our apply has not come back through the watch yet
+        return live.resource_version == seen.resource_version or live.our_fields == seen.fields
+
+    def _check_name_free(self, graph: Graph, body: Manifest) -> None:
+        """Before the first apply of an object the caches do not hold: is the name taken by an
+        object the graph does not own? (Applying would merge into it and take it over.)"""
+        meta = body["metadata"]
+        existing = self.api.get(body["apiVersion"], body["kind"], graph.namespace, meta["name"])
+        if existing is None:
+            return
+        owners = existing["metadata"].get("ownerReferences") or []
+        if not any(ref.get("uid") == graph.uid for ref in owners):
+            raise self._name_taken(body)
+
+    @staticmethod
+    def _name_taken(body: Manifest) -> Refused:
+        meta = body["metadata"]
+        return Refused(
             "NameTaken",
-            f"a {desired['kind']} named {meta['name']} already exists in {meta['namespace']} and "
+            f"a {body['kind']} named {meta['name']} already exists in {meta['namespace']} and "
             "is not owned by this AgentGraph; rename one of them",
         )
-    comparable = _secret_as_data(desired) if desired["kind"] == "Secret" else desired
-    if not covers(existing, comparable):
-        logger.info(
-            "updating %s %s/%s (drift or a new spec)",
-            desired["kind"],
-            meta["namespace"],
-            meta["name"],
+
+    def _hand_over_replicas(self, graph: Graph, live: Observed) -> None:
+        """Autoscaling on: if the operator still owns replicas (it set them while autoscaling
+        was off, or 0 while suspended), another manager takes them first, so that dropping them
+        from the operator's apply keeps them instead of resetting them to 1; from 0 they start
+        at minReplicas, since the autoscaler never scales a workload up from zero."""
+        if FIELD_MANAGER not in live.replicas_owners:
+            return
+        assert graph.spec.autoscaling is not None
+        replicas = int(live.body.get("spec", {}).get("replicas", 1))
+        start = replicas if replicas > 0 else graph.spec.autoscaling.min_replicas
+        handover = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": live.name, "namespace": live.namespace},
+            "spec": {"replicas": start},
+        }
+        self.api.apply(handover, manager=HANDOVER_MANAGER, force=True)
+
+    def _prune(self, graph: Graph, wanted: set[str]) -> None:
+        """Delete what the graph owns and no longer wants: what the caches show, and what the
+        operator applied itself (its own apply may not have reached the caches yet, and its
+        echo is not a reason to look again)."""
+        for kind, (api_version, role) in OWNED_KINDS.items():
+            if kind in wanted:
+                continue
+            key: ObjectKey = (kind, graph.namespace, names(graph)[role])
+            live = self.world.owned(*key)
+            ours = live.owner_uid == graph.uid if live is not None else False
+            if ours or self.memory.get(key) is not None:
+                logger.info("deleting %s %s/%s: no longer wanted", *key)
+                self.api.delete(api_version, kind, graph.namespace, key[2])
+                self.memory.forget(key)
+
+    def _cached_deployment(self, body: Manifest) -> Manifest | None:
+        meta = body["metadata"]
+        live = self.world.owned("Deployment", meta["namespace"], meta["name"])
+        if live is None or live.owner_uid != meta.get("uid"):
+            return None
+        return live.body
+
+    # ------------------------------------------------------------------ status
+
+    def _status(self, body: Manifest, accepted: Verdict, deployment: Manifest | None) -> Manifest:
+        meta = body["metadata"]
+        spec = body.get("spec") or {}
+        selector = url = None
+        try:
+            graph = parse(body)
+            selector, url = selector_string(graph), service_url(graph)
+        except Refused:
+            pass
+        status = build_status(
+            generation=int(meta.get("generation", 1)),
+            previous=(body.get("status") or {}).get("conditions") or [],
+            accepted=accepted,
+            deployment=deployment,
+            suspended=bool(spec.get("suspend")),
+            now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            selector=selector,
+            url=url,
         )
-        return cluster.patch(comparable)
-    return existing
+        result: Manifest = status.model_dump(by_alias=True, exclude_none=True)
+        return result
 
-
-def status_of(
-    body: Manifest, outcome: Outcome | None, failure: NotAccepted | None, config: OperatorConfig
-) -> Manifest:
-    """The status to write, from what reconciliation found (or why it was refused)."""
-    meta = body["metadata"]
-    generation = int(meta.get("generation", 1))
-    previous = (body.get("status") or {}).get("conditions") or []
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    spec_raw = body.get("spec") or {}
-    if failure is not None:
-        accepted = Verdict("False", failure.reason, failure.message)
-    else:
-        assert outcome is not None
-        message = "; ".join([outcome.accepted.message, *outcome.notices])
-        accepted = Verdict("True", outcome.accepted.reason, message)
-    deployment = outcome.deployment if outcome else None
-    ready = readiness(deployment, bool(spec_raw.get("suspend")))
-    status: Manifest = {
-        "observedGeneration": generation,
-        "conditions": [
-            condition("Accepted", accepted, generation, previous, now),
-            condition("Ready", ready, generation, previous, now),
-        ],
-    }
-    if deployment is not None:
-        deployment_status = deployment.get("status") or {}
-        status["replicas"] = int(deployment_status.get("replicas") or 0)
-        status["readyReplicas"] = int(deployment_status.get("readyReplicas") or 0)
-        containers = deployment["spec"]["template"]["spec"]["containers"]
-        status["image"] = containers[0]["image"]
-    try:
-        spec = AgentGraphSpec.model_validate(spec_raw)
-        graph = Graph(meta["name"], meta["namespace"], meta["uid"], spec, generation)
-        status["selector"] = selector_string(graph)
-        status["url"] = service_url(graph)
-    except ValidationError:
-        pass
-    return status
-
-
-def without_times(status: Manifest) -> Manifest:
-    """A status with transition times removed, to tell whether writing it changes anything."""
-    conditions = [
-        {k: v for k, v in c.items() if k != "lastTransitionTime"}
-        for c in status.get("conditions", [])
-    ]
-    return {**status, "conditions": conditions}
+    def write_status(self, body: Manifest, outcome: Outcome) -> Manifest | None:
+        """Apply the outcome's status if it says something new; the graph as written."""
+        if comparable(outcome.status) == comparable(dict(body.get("status") or {})):
+            return None
+        meta = body["metadata"]
+        return self.api.apply_status(meta["namespace"], meta["name"], outcome.status)

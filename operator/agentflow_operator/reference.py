@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentflow_operator.crd import build_crd
+from pydantic import BaseModel
+
+from agentflow_operator.api import AgentGraphSpec, AgentGraphStatus
+from agentflow_operator.crd import build_crd, upstream_fields
 
 _INTRO = """# AgentGraph reference
 
@@ -25,7 +28,14 @@ def _type(schema: dict[str, Any]) -> str:
     return str(schema.get("type", "object"))
 
 
-def _rows(schema: dict[str, Any], prefix: str) -> list[str]:
+def _upstream_type(definition: str, schema: dict[str, Any]) -> str:
+    """A Kubernetes type, named as ``kubectl explain`` does (its fields are not repeated)."""
+    *_, group, version, kind = definition.split(".")
+    name = f"{kind} (Kubernetes {group}/{version})"
+    return f"list of {name}" if schema.get("type") == "array" else name
+
+
+def _rows(schema: dict[str, Any], prefix: str, upstream: dict[str, str]) -> list[str]:
     rows = []
     required = set(schema.get("required", []))
     for name, child in schema.get("properties", {}).items():
@@ -33,10 +43,14 @@ def _rows(schema: dict[str, Any], prefix: str) -> list[str]:
         default = f"`{child['default']}`" if "default" in child else ""
         mark = " (required)" if name in required else ""
         description = child.get("description", "").replace("\n", " ").replace("|", "\\|")
+        if path in upstream:
+            kind = _upstream_type(upstream[path], child)
+            rows.append(f"| `{path}`{mark} | {kind} | {default} | {description} |")
+            continue
         rows.append(f"| `{path}`{mark} | {_type(child)} | {default} | {description} |")
         target = child.get("items", child) if child.get("type") == "array" else child
         if "properties" in target:
-            rows += _rows(target, path + ("[]" if child.get("type") == "array" else ""))
+            rows += _rows(target, path + ("[]" if child.get("type") == "array" else ""), upstream)
     return rows
 
 
@@ -54,8 +68,10 @@ def reference_markdown() -> str:
     properties = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
     header = "| field | type | default | description |\n|---|---|---|---|"
     parts = [_INTRO]
+    models: dict[str, type[BaseModel]] = {"spec": AgentGraphSpec, "status": AgentGraphStatus}
     for section in ("spec", "status"):
-        rows = "\n".join(_rows(properties[section], section))
+        upstream = upstream_fields(models[section], section)
+        rows = "\n".join(_rows(properties[section], section, upstream))
         parts.append(f"## {section}\n\n{properties[section]['description']}\n\n{header}\n{rows}")
     parts.append(
         "## Rules across fields\n\nChecked by the API server (CEL):\n\n"

@@ -36,13 +36,15 @@ class Kube:
         self, api_version: str, plural: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
         response = self.http.get(self.path(api_version, plural, namespace, name))
-        return response.json() if response.status_code == 200 else None
+        found: dict[str, Any] | None = response.json() if response.status_code == 200 else None
+        return found
 
     def create(self, obj: dict[str, Any], plural: str) -> dict[str, Any]:
         namespace = obj["metadata"].get("namespace")
         response = self.http.post(self.path(obj["apiVersion"], plural, namespace), json=obj)
         assert response.status_code == 201, response.text
-        return response.json()
+        created: dict[str, Any] = response.json()
+        return created
 
     def patch(
         self,
@@ -50,13 +52,14 @@ class Kube:
         plural: str,
         namespace: str | None,
         name: str,
-        patch: dict,
+        patch: dict[str, Any],
         sub: str = "",
-    ) -> dict:
+    ) -> dict[str, Any]:
         path = self.path(api_version, plural, namespace, name) + (f"/{sub}" if sub else "")
         response = self.http.patch(path, json=patch, headers=MERGE)
         assert response.status_code == 200, response.text
-        return response.json()
+        patched: dict[str, Any] = response.json()
+        return patched
 
     def delete(self, api_version: str, plural: str, namespace: str | None, name: str) -> None:
         self.http.delete(self.path(api_version, plural, namespace, name))

@@ -1,50 +1,88 @@
 """The state and rules of an emulated Kubernetes API server (no HTTP here: see emulator.py).
 
-What it emulates, faithfully enough for an operator to be tested against it:
-* resourceVersion (one counter for all writes), uid, generation (bumped when anything but
-  metadata and status changes), creationTimestamp, namespaces that must exist;
-* optimistic concurrency: a write carrying a stale resourceVersion gets 409 Conflict;
-* watches from a resourceVersion (replaying history), 410 Gone when it is too old, bookmarks;
-* the status subresource (the main endpoint ignores status, /status changes only status)
-  and the scale subresource (Deployments and CRDs that declare one);
-* finalizers and deletionTimestamp; ownerReference garbage collection (background);
-* CustomResourceDefinitions: registering serves the new resource; its structural schema
-  defaults and validates objects, its x-kubernetes-validations CEL rules are enforced.
+It is as strict as kube-apiserver 1.37 wherever our operator relies on the behaviour; a test
+double more lenient than Kubernetes would hide the bugs that break on real clusters. Every
+write goes through the same admission chain as on a real server:
 
-What it does not emulate: protobuf bodies (JSON only: `kubectl create` of built-in kinds sends
-protobuf; `kubectl apply`, `get`, `scale`, `patch` and `delete` work), authentication and
-RBAC (every request is allowed), admission
-webhooks, server-side apply and managedFields, pagination (limit/continue return everything),
-several versions of one resource and conversion, foreground deletion (treated as background),
-controllers (nothing rolls Deployments or runs Pods: tests or the node agent write status).
+1. **decoding**: fields the schema does not declare are refused (``fieldValidation=Strict``,
+   what kubectl sends) or dropped (the default), nulls of optional fields count as absent, and
+   built-in (Go) types omit empty maps and lists; a value of the wrong JSON type is a 400;
+2. **defaulting**: built-in kinds as their ``SetDefaults`` functions do (builtins.py; quantities
+   canonicalised, Service cluster IPs and node ports allocated), custom resources by their
+   structural schema's ``default``\\s;
+3. **field management** (fieldmanager.py): server-side apply with managedFields, conflicts and
+   ``force``; every other write takes ownership of what it changed;
+4. **validation**: the upstream OpenAPI schema of built-in kinds (types, required fields,
+   enums), their cross-field rules and immutable fields (builtins.py), structural schemas and
+   CEL rules of CRDs (validation.py, which also estimates CEL cost when a CRD is written);
+5. **admission**: OwnerReferencesPermissionEnforcement (setting ``blockOwnerDeletion`` needs
+   ``update`` on the owner's ``<resource>/finalizers``, changing owner references needs
+   ``delete`` on the object), no new content in a terminating namespace, no new finalizers on
+   an object being deleted.
+
+Also emulated: resourceVersion (one counter), uid, generation (spec changes), optimistic
+concurrency (409 on a stale resourceVersion), watches from a resourceVersion with 410 Gone and
+bookmarks, paginated lists (``limit``/``continue``), the status and scale subresources,
+finalizers and deletionTimestamp, background garbage collection through ownerReferences,
+namespace deletion that waits for the finalizers of its content, RBAC enforced per request
+(rbac.py), and two controllers (controllers.py): Deployments get a ReplicaSet per pod template
+(a new revision whenever the template changes, so "did this restart the pods" is observable),
+and HorizontalPodAutoscalers keep their target within bounds and leave a target at zero alone.
+
+Not emulated (documented in docs/operator.md too): protobuf bodies (JSON and YAML only:
+``kubectl create`` of built-in kinds sends protobuf, ``apply``/``get``/``scale``/``patch``/
+``delete`` work), admission webhooks, conversion between versions of a resource (one version
+served per kind), foreground deletion (treated as background), pods, scheduling and kubelets
+(the node agent of tests/cluster plays those), a pagination snapshot (later pages show the
+current state), metrics for the autoscaler (tests call :meth:`Cluster.recommend`), and the
+validation of affinity, resource claims, ephemeral containers and feature-gated fields.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import copy
+import ipaddress
 import itertools
+import json
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.kube import builtins, fieldmanager
+from tests.kube.controllers import Controllers
 from tests.kube.patches import PatchError, json_patch, merge_patch, strategic_merge_patch
+from tests.kube.rbac import ADMIN, Access, Authorizer, User
+from tests.kube.schemas import (
+    OBJECT_META,
+    Schema,
+    builtin,
+    decode,
+    object_meta,
+    problems,
+    unknown_fields,
+)
 from tests.kube.selectors import SelectorError, field_matcher, label_matcher
-from tests.kube.validation import apply_defaults, prune, unknown_fields, validate
+from tests.kube.validation import apply_defaults, crd_problems, validate
 
 Obj = dict[str, Any]
 HISTORY = 5000  # watch events kept; older resourceVersions get 410 Gone
+SERVICE_RANGE = ipaddress.ip_network("10.96.0.0/12")
+NODE_PORTS = range(30000, 32768)
+# Metadata only the server writes: kept from the stored object whatever a client sends.
+SERVER_METADATA = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "managedFields")
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def status(self) -> Obj:
-        return {
+        status: Obj = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -53,6 +91,9 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if self.details:
+            status["details"] = self.details
+        return status
 
 
 @dataclass
@@ -65,7 +106,7 @@ class ResourceType:
     short_names: list[str] = field(default_factory=list)
     status: bool = False
     scale: Obj | None = None
-    schema: Obj | None = None
+    schema: Obj | None = None  # a CRD's structural schema; built-in kinds use upstream's
     printer_columns: list[Obj] = field(default_factory=list)
 
     @property
@@ -79,6 +120,24 @@ class ResourceType:
     @property
     def singular(self) -> str:
         return self.kind.lower()
+
+    @property
+    def custom(self) -> bool:
+        return self.schema is not None
+
+    @property
+    def qualified(self) -> str:
+        """How error messages name the kind: ``Deployment.apps``, ``Service``."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    def object_schema(self) -> Schema | None:
+        """The schema writes are checked against (metadata is always upstream's ObjectMeta)."""
+        if self.schema is None:
+            return builtin(self.api_version, self.kind)
+        meta = object_meta()
+        node = {**self.schema, "properties": {**self.schema.get("properties", {})}}
+        node["properties"]["metadata"] = {"$ref": f"#/$defs/{OBJECT_META}"}
+        return Schema(node, meta.defs)
 
 
 DEPLOYMENT_SCALE = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}
@@ -101,7 +160,15 @@ BUILTINS = [
         status=True,
         scale=DEPLOYMENT_SCALE,
     ),
-    ResourceType("apps", "v1", "replicasets", "ReplicaSet", short_names=["rs"], status=True),
+    ResourceType(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        short_names=["rs"],
+        status=True,
+        scale=DEPLOYMENT_SCALE,
+    ),
     ResourceType(
         "autoscaling",
         "v2",
@@ -138,6 +205,19 @@ BUILTINS = [
 ]
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who writes, and how: the user, the field manager, and the field validation asked for."""
+
+    user: User = ADMIN
+    manager: str = ""
+    manager_given: bool = False  # fieldManager was in the query (required for apply)
+    validation: str = "Warn"  # Strict | Warn | Ignore
+
+
+CONTROLLER = Caller(ADMIN, "kube-controller-manager", True)
+
+
 @dataclass
 class WatchEvent:
     rv: int
@@ -152,7 +232,7 @@ class Watcher:
     namespace: str | None
     labels: Any
     fields: Any
-    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+    queue: Any = field(default=None)
 
     def wants(self, event: WatchEvent) -> bool:
         meta = event.obj["metadata"]
@@ -164,7 +244,7 @@ class Watcher:
         )
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -172,8 +252,18 @@ def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-def _without_rv(obj: Obj) -> Obj:
-    return {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
+def _unchanged(new: Obj, old: Obj) -> bool:
+    """Whether a write changes nothing: managedFields timestamps alone do not count (the API
+    server restores them rather than store a new version)."""
+
+    def comparable(obj: Obj) -> Obj:
+        meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+        meta["managedFields"] = [
+            {k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []
+        ]
+        return {**obj, "metadata": meta}
+
+    return comparable(new) == comparable(old)
 
 
 def _get_path(obj: Obj, path: str) -> Any:
@@ -189,6 +279,20 @@ def _set_path(obj: Obj, path: str, value: Any) -> None:
     obj[parts[-1]] = value
 
 
+def invalid(rtype: ResourceType, name: str, errors: list[str]) -> ApiError:
+    """A 422 worded like the API server's field errors."""
+    detail = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
+    causes = [
+        {"reason": "FieldValueInvalid", "message": e, "field": e.split(":", 1)[0]} for e in errors
+    ]
+    return ApiError(
+        422,
+        "Invalid",
+        f'{rtype.qualified} "{name}" is invalid: {detail}',
+        {"name": name, "group": rtype.group, "kind": rtype.kind, "causes": causes},
+    )
+
+
 class Cluster:
     def __init__(self) -> None:
         self.types: dict[tuple[str, str], ResourceType] = {t.key: t for t in BUILTINS}
@@ -197,6 +301,13 @@ class Cluster:
         self.rv = 0
         self.history: deque[WatchEvent] = deque(maxlen=HISTORY)
         self.watchers: set[Watcher] = set()
+        self.authorizer = Authorizer(self._of_kind)
+        self.controllers = Controllers(self)
+        self._reactions: deque[WatchEvent] = deque()
+        self._reacting = False
+        self._sweeping: set[str] = set()
+        self._ips = (str(ip) for ip in itertools.islice(SERVICE_RANGE.hosts(), 10, None))
+        self._node_ports = iter(NODE_PORTS)
         for namespace in ("default", "kube-system"):
             self.create(self.types[("", "namespaces")], None, {"metadata": {"name": namespace}})
 
@@ -210,36 +321,65 @@ class Cluster:
             )
         return rtype
 
+    def type_of(self, api_version: str, kind: str) -> ResourceType | None:
+        return next(
+            (t for t in self.types.values() if t.api_version == api_version and t.kind == kind),
+            None,
+        )
+
     def _bucket(self, rtype: ResourceType) -> dict[tuple[str, str], Obj]:
         return self.objects.setdefault(rtype.key, {})
 
+    def _key(self, rtype: ResourceType, namespace: str | None, name: str) -> tuple[str, str]:
+        return (namespace or "" if rtype.namespaced else "", name)
+
+    def find(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj | None:
+        return self._bucket(rtype).get(self._key(rtype, namespace, name))
+
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
-        obj = self._bucket(rtype).get((namespace or "", name))
+        obj = self.find(rtype, namespace, name)
         if obj is None:
             what = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
             raise ApiError(404, "NotFound", f'{what} "{name}" not found')
         return obj
 
-    def list(
+    def _of_kind(self, kind: str) -> Iterator[Obj]:
+        rtype = next((t for t in self.types.values() if t.kind == kind and "rbac" in t.group), None)
+        return iter(self._bucket(rtype).values()) if rtype else iter(())
+
+    def list_objects(
         self,
         rtype: ResourceType,
         namespace: str | None,
         labels: str | None = None,
         fields: str | None = None,
-    ) -> list[Obj]:
+        limit: int | None = None,
+        cont: str | None = None,
+    ) -> tuple[list[Obj], str]:
+        """Matching objects in key order; with ``limit``, one page and the token of the next
+        (empty on the last page)."""
         try:
             label_test, field_test = label_matcher(labels), field_matcher(fields)
         except SelectorError as error:
             raise ApiError(400, "BadRequest", str(error)) from None
-        return [
-            copy.deepcopy(obj)
-            for (ns, _), obj in sorted(self._bucket(rtype).items())
-            if (namespace is None or ns == namespace)
-            and label_test(obj["metadata"].get("labels") or {})
-            and field_test(obj)
-        ]
+        after = _decode_continue(cont) if cont else None
+        found: list[Obj] = []
+        for key, obj in sorted(self._bucket(rtype).items()):
+            if after is not None and list(key) <= after:
+                continue
+            if (
+                (namespace is None or key[0] == namespace)
+                and label_test(obj["metadata"].get("labels") or {})
+                and field_test(obj)
+            ):
+                if limit and len(found) == limit:
+                    last = found[-1]["metadata"]
+                    token = [last.get("namespace", "") if rtype.namespaced else "", last["name"]]
+                    return found, _encode_continue(token)
+                found.append(copy.deepcopy(obj))
+        return found, ""
 
-    # ------------------------------------------------------------------ writes
+    # ------------------------------------------------------------------ watches
 
     def _emit(self, kind: str, rtype: ResourceType, obj: Obj) -> None:
         event = WatchEvent(self.rv, kind, rtype, copy.deepcopy(obj))
@@ -247,46 +387,52 @@ class Cluster:
         for watcher in list(self.watchers):
             if watcher.wants(event):
                 watcher.queue.put_nowait(event)
+        self._reactions.append(event)
 
-    def _stamp(self, obj: Obj) -> None:
-        self.rv = next(self.counter)
-        obj["metadata"]["resourceVersion"] = str(self.rv)
-
-    def _check_namespace(self, rtype: ResourceType, namespace: str | None) -> None:
-        if rtype.namespaced:
-            if not namespace:
-                raise ApiError(400, "BadRequest", "the namespace of the object must be given")
-            if ("", namespace) not in self._bucket(self.types[("", "namespaces")]):
-                raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
-
-    def _admit(self, rtype: ResourceType, obj: Obj, strict: bool = False) -> None:
-        """Pruning, defaulting and validation of custom resources, as the API server does;
-        ``strict`` (fieldValidation=Strict, what kubectl asks for) refuses unknown fields."""
-        if rtype.schema is None:
+    def react(self) -> None:
+        """Let the controllers see what the last request changed (after it, never inside it)."""
+        if self._reacting:
             return
-        meta = obj["metadata"]
-        # apiVersion, kind and metadata are the API server's own, whatever the schema says.
-        body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
-        unknown = unknown_fields(body, rtype.schema)
-        if unknown and strict:
-            fields = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise ApiError(400, "BadRequest", f"strict decoding error: {fields}")
-        body = apply_defaults(prune(body, rtype.schema), rtype.schema)
-        errors = validate(
-            {**body, "apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": {}},
-            rtype.schema,
-        )
-        if errors:
-            raise ApiError(
-                422,
-                "Invalid",
-                f'{rtype.kind}.{rtype.group} "{meta.get("name", "")}" is invalid: {"; ".join(errors)}',
-            )
-        obj.clear()
-        obj.update({"apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": meta, **body})
+        self._reacting = True
+        try:
+            while self._reactions:
+                self.controllers.react(self._reactions.popleft())
+        finally:
+            self._reacting = False
+
+    def watch(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        since: str | None,
+        labels: str | None,
+        fields: str | None,
+        queue: Any,
+    ) -> tuple[Watcher, list[WatchEvent]]:
+        """A subscription, and what to send first: the current objects as ADDED (no
+        resourceVersion, or "0"), or the history after ``since`` (410 if it is gone)."""
+        try:
+            watcher = Watcher(rtype, namespace, label_matcher(labels), field_matcher(fields), queue)
+        except SelectorError as error:
+            raise ApiError(400, "BadRequest", str(error)) from None
+        if since in (None, "", "0"):
+            first = [
+                WatchEvent(self.rv, "ADDED", rtype, obj)
+                for obj in self.list_objects(rtype, namespace, labels, fields)[0]
+            ]
+        else:
+            start = int(since)
+            oldest = self.history[0].rv if self.history else self.rv + 1
+            if start < oldest - 1 and start < self.rv:
+                raise ApiError(410, "Expired", f"too old resource version: {start} ({oldest - 1})")
+            first = [e for e in self.history if e.rv > start and watcher.wants(e)]
+        self.watchers.add(watcher)
+        return watcher, first
+
+    # ------------------------------------------------------------------ writes
 
     def create(
-        self, rtype: ResourceType, namespace: str | None, body: Obj, strict: bool = False
+        self, rtype: ResourceType, namespace: str | None, body: Obj, caller: Caller = CONTROLLER
     ) -> Obj:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
@@ -297,35 +443,18 @@ class Cluster:
                 422, "Invalid", "metadata.name: Required value: name or generateName is required"
             )
         namespace = namespace or meta.get("namespace")
-        self._check_namespace(rtype, namespace)
-        key = (namespace or "" if rtype.namespaced else "", meta["name"])
-        if key in self._bucket(rtype):
+        self._check_namespace(rtype, namespace, creating=True)
+        if self.find(rtype, namespace, meta["name"]) is not None:
             what = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
             raise ApiError(409, "AlreadyExists", f'{what} "{meta["name"]}" already exists')
-        obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
         if rtype.namespaced:
             meta["namespace"] = namespace
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
-        meta.pop("deletionTimestamp", None)
+        for server_set in (*SERVER_METADATA, "resourceVersion"):
+            meta.pop(server_set, None)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now())
         if rtype.status:
             obj.pop("status", None)  # status is written through /status only
-        if rtype.kind == "Secret":
-            self._secret_data(obj)
-        self._admit(rtype, obj, strict)
-        self._stamp(obj)
-        self._bucket(rtype)[key] = obj
-        if rtype.kind == "CustomResourceDefinition":
-            self._register(obj)
-        self._emit("ADDED", rtype, obj)
-        return copy.deepcopy(obj)
-
-    @staticmethod
-    def _secret_data(obj: Obj) -> None:
-        """stringData is write-only: folded into base64 data, as the API server does."""
-        import base64
-
-        for key, value in (obj.pop("stringData", None) or {}).items():
-            obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
+        return self._write(rtype, None, obj, caller, None)
 
     def replace(
         self,
@@ -334,7 +463,7 @@ class Cluster:
         name: str,
         body: Obj,
         subresource: str | None = None,
-        strict: bool = False,
+        caller: Caller = CONTROLLER,
     ) -> Obj:
         current = self.get(rtype, namespace, name)
         given_rv = (body.get("metadata") or {}).get("resourceVersion")
@@ -345,33 +474,28 @@ class Cluster:
                 f'Operation cannot be fulfilled on {rtype.plural} "{name}": the object has been '
                 "modified; please apply your changes to the latest version and try again",
             )
-        updated = copy.deepcopy(body)
+        if subresource == "scale":
+            return self._write_scale(rtype, current, body, caller)
         if subresource == "status":
-            merged = copy.deepcopy(current)
-            merged["status"] = updated.get("status")
-            updated = merged
-        elif subresource == "scale":
-            return self._write_scale(rtype, current, updated)
+            updated = copy.deepcopy(current)
+            updated["status"] = copy.deepcopy(body.get("status"))
         else:
+            updated = copy.deepcopy(body)
             if rtype.status:
+                updated.pop("status", None)
                 if "status" in current:
-                    updated["status"] = current["status"]
-                else:
-                    updated.pop("status", None)
-            meta = updated.setdefault("metadata", {})
-            for kept in (
-                "uid",
-                "creationTimestamp",
-                "namespace",
-                "name",
-                "generation",
-                "deletionTimestamp",
-            ):
-                if kept in current["metadata"]:
-                    meta[kept] = current["metadata"][kept]
-            if rtype.kind == "Secret":
-                self._secret_data(updated)
-        return self._commit(rtype, current, updated, strict)
+                    updated["status"] = copy.deepcopy(current["status"])
+            self._keep_server_metadata(updated, current)
+        return self._write(rtype, current, updated, caller, subresource)
+
+    @staticmethod
+    def _keep_server_metadata(updated: Obj, current: Obj) -> None:
+        meta = updated.setdefault("metadata", {})
+        for kept in (*SERVER_METADATA, "namespace", "name"):
+            if kept in current["metadata"]:
+                meta[kept] = copy.deepcopy(current["metadata"][kept])
+            else:
+                meta.pop(kept, None)
 
     def patch(
         self,
@@ -381,15 +505,18 @@ class Cluster:
         patch: Any,
         content_type: str,
         subresource: str | None = None,
-        strict: bool = False,
+        caller: Caller = CONTROLLER,
+        force: bool = False,
     ) -> Obj:
+        if "apply-patch" in content_type:
+            return self.apply(rtype, namespace, name, patch, subresource, caller, force)
         current = self.get(rtype, namespace, name)
         base = self.scale_of(rtype, current) if subresource == "scale" else current
         try:
             if "json-patch" in content_type:
                 patched = json_patch(base, patch)
             elif "strategic-merge-patch" in content_type:
-                if rtype.schema is not None:
+                if rtype.custom:
                     raise ApiError(
                         415,
                         "UnsupportedMediaType",
@@ -406,37 +533,128 @@ class Cluster:
                 )
         except PatchError as error:
             raise ApiError(422, "Invalid", str(error)) from None
+        if not isinstance(patched, dict):
+            raise ApiError(400, "BadRequest", "the patch does not leave an object")
         if not isinstance(patch, list):
             given_rv = ((patch or {}).get("metadata") or {}).get("resourceVersion")
             if given_rv is None:  # a patch without a precondition applies to the latest
                 patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
                     "resourceVersion"
                 ]
-        return self.replace(rtype, namespace, name, patched, subresource, strict)
+        return self.replace(rtype, namespace, name, patched, subresource, caller)
 
-    def _commit(self, rtype: ResourceType, current: Obj, updated: Obj, strict: bool = False) -> Obj:
-        updated["apiVersion"], updated["kind"] = rtype.api_version, rtype.kind
-        if _spec_part(updated) != _spec_part(current):
-            updated["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
-        self._admit(rtype, updated, strict)
-        if _without_rv(updated) == _without_rv(current):
-            return copy.deepcopy(current)  # a write that changes nothing: no new version
-        meta = updated["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return self._remove(rtype, current)
-        self._stamp(updated)
-        key = (meta.get("namespace", "") if rtype.namespaced else "", meta["name"])
-        self._bucket(rtype)[key] = updated
-        if rtype.kind == "CustomResourceDefinition":
-            self._register(updated)
-        self._emit("MODIFIED", rtype, updated)
-        return copy.deepcopy(updated)
+    def apply(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        config: Any,
+        subresource: str | None,
+        caller: Caller,
+        force: bool,
+    ) -> Obj:
+        """Server-side apply: create or merge ``config`` as ``caller.manager``."""
+        if not caller.manager_given:
+            raise ApiError(
+                422,
+                "Invalid",
+                "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value: is "
+                "required for apply patch",
+            )
+        if not isinstance(config, dict):
+            raise ApiError(400, "BadRequest", "the applied configuration is not an object")
+        if (config.get("apiVersion"), config.get("kind")) != (rtype.api_version, rtype.kind):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the applied configuration must be of apiVersion {rtype.api_version} and kind "
+                f"{rtype.kind}, not {config.get('apiVersion')} {config.get('kind')}",
+            )
+        meta = config.setdefault("metadata", {})
+        if meta.get("name", name) != name:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({meta['name']}) does not match "
+                f"the name in the URL ({name})",
+            )
+        meta["name"] = name
+        schema = rtype.object_schema() or Schema()
+        unknown = unknown_fields(_spec_and_status(config), schema)
+        if unknown:
+            raise invalid(rtype, name, [f".{f}: field not declared in schema" for f in unknown])
+        current = self.find(rtype, namespace, name)
+        if current is None and subresource:
+            self.get(rtype, namespace, name)  # a 404
+        if current is None:
+            self._check_namespace(rtype, namespace, creating=True)
+            self._authorize(caller, Access("create", rtype.group, rtype.plural, namespace, name))
+        try:
+            merged = fieldmanager.apply(
+                current, config, caller.manager, force, schema, subresource or "", now()
+            )
+        except fieldmanager.FieldManagerError as error:
+            raise ApiError(error.code, error.reason, error.message) from None
+        if current is None:
+            merged["metadata"].pop("managedFields", None)
+            managed = merged["metadata"]
+            created = self.create(rtype, namespace, {**merged, "metadata": managed}, caller)
+            return self._own_created(rtype, created, config, caller, schema)
+        if subresource == "status":
+            updated = copy.deepcopy(current)
+            updated["status"] = merged.get("status")
+            updated["metadata"]["managedFields"] = merged["metadata"].get("managedFields", [])
+        else:
+            updated = merged
+            if rtype.status:
+                updated.pop("status", None)
+                if "status" in current:
+                    updated["status"] = copy.deepcopy(current["status"])
+            managed = updated["metadata"].get("managedFields")
+            self._keep_server_metadata(updated, current)
+            if managed is None:
+                updated["metadata"].pop("managedFields", None)
+            else:
+                updated["metadata"]["managedFields"] = managed
+        return self._write(rtype, current, updated, caller, subresource, applied=True)
+
+    def _own_created(
+        self, rtype: ResourceType, created: Obj, config: Obj, caller: Caller, schema: Schema
+    ) -> Obj:
+        """An apply that created the object: its manager owns the applied fields (not the
+        defaults), as an Apply entry."""
+        current = self.get(rtype, created["metadata"].get("namespace"), created["metadata"]["name"])
+        current["metadata"].pop("managedFields", None)
+        merged = fieldmanager.apply(
+            None, config, caller.manager, True, schema, "", current["metadata"]["creationTimestamp"]
+        )
+        current["metadata"]["managedFields"] = merged["metadata"].get("managedFields", [])
+        self._bucket(rtype)[
+            self._key(rtype, current["metadata"].get("namespace"), current["metadata"]["name"])
+        ] = current
+        self.history[-1].obj = copy.deepcopy(current) if self.history else current
+        return copy.deepcopy(current)
+
+    def _write_scale(self, rtype: ResourceType, current: Obj, scale: Obj, caller: Caller) -> Obj:
+        if rtype.scale is None:
+            raise ApiError(404, "NotFound", f"{rtype.plural} have no scale subresource")
+        replicas = (scale.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{current["metadata"]["name"]}" is invalid: '
+                f"spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0",
+            )
+        updated = copy.deepcopy(current)
+        _set_path(updated, rtype.scale["specReplicasPath"], replicas)
+        return self.scale_of(rtype, self._write(rtype, current, updated, caller, "scale"))
 
     def scale_of(self, rtype: ResourceType, obj: Obj) -> Obj:
         if rtype.scale is None:
             raise ApiError(404, "NotFound", f"{rtype.plural} have no scale subresource")
         selector = _get_path(obj, rtype.scale.get("labelSelectorPath", ".status.selector") or "")
-        if rtype.kind == "Deployment":
+        if not rtype.custom:
             labels = (obj.get("spec", {}).get("selector") or {}).get("matchLabels", {})
             selector = ",".join(f"{k}={v}" for k, v in labels.items())
         meta = obj["metadata"]
@@ -455,55 +673,295 @@ class Cluster:
             },
         }
 
-    def _write_scale(self, rtype: ResourceType, current: Obj, scale: Obj) -> Obj:
-        updated = copy.deepcopy(current)
-        assert rtype.scale is not None
-        _set_path(
-            updated,
-            rtype.scale["specReplicasPath"],
-            int((scale.get("spec") or {}).get("replicas", 0)),
-        )
-        return self.scale_of(rtype, self._commit(rtype, current, updated))
+    # ------------------------------------------------------------------ the admission chain
+
+    def _write(
+        self,
+        rtype: ResourceType,
+        old: Obj | None,
+        new: Obj,
+        caller: Caller,
+        subresource: str | None,
+        applied: bool = False,
+    ) -> Obj:
+        """Decode, default, manage fields, validate, admit and store one write."""
+        new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
+        meta = new.setdefault("metadata", {})
+        name = meta.get("name", "")
+        schema = rtype.object_schema()
+        if schema is not None:
+            self._decode(rtype, new, schema, caller.validation)
+            meta = new["metadata"]
+        if rtype.kind == "Secret":
+            _fold_string_data(new)
+        self._default(rtype, new, old)
+        if not applied:
+            fieldmanager.update(
+                old, new, caller.manager, schema or Schema(), subresource or "", now()
+            )
+        self._validate(rtype, new, old)
+        self._admit(rtype, new, old, caller)
+        if old is not None:
+            generation = int(old["metadata"].get("generation", 1))
+            if _spec_part(new) != _spec_part(old):
+                generation += 1
+            meta["generation"] = generation
+            if _unchanged(new, old):
+                return copy.deepcopy(old)  # a write that changes nothing: no new version
+            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+                return self._remove(rtype, old)
+        else:
+            meta["generation"] = 1
+        self._stamp(new)
+        self._bucket(rtype)[self._key(rtype, meta.get("namespace"), name)] = new
+        if rtype.kind == "CustomResourceDefinition":
+            self._register(new)
+        self._emit("ADDED" if old is None else "MODIFIED", rtype, new)
+        return copy.deepcopy(new)
+
+    def _decode(self, rtype: ResourceType, obj: Obj, schema: Schema, validation: str) -> None:
+        body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+        unknown = unknown_fields(body, schema)
+        if unknown and validation == "Strict":
+            fields = ", ".join(f'unknown field "{f}"' for f in unknown)
+            raise ApiError(400, "BadRequest", f"strict decoding error: {fields}")
+        decoded = decode(body, schema, go_types=not rtype.custom)
+        obj.clear()
+        obj.update({"apiVersion": rtype.api_version, "kind": rtype.kind, **decoded})
+        obj.setdefault("metadata", {})
+
+    def _default(self, rtype: ResourceType, obj: Obj, old: Obj | None) -> None:
+        if rtype.schema is not None:
+            body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
+            obj.update(apply_defaults(body, rtype.schema))
+            return
+        if old is not None:
+            builtins.prepare_update(obj, old)
+        try:
+            builtins.default(obj)
+        except builtins.DecodeError as error:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
+                f"{error}",
+            ) from None
+        if rtype.kind == "Service":
+            self._allocate(obj)
+
+    def _allocate(self, service: Obj) -> None:
+        """Cluster IPs and node ports of what an update did not carry over (prepare_update)."""
+        spec = service.setdefault("spec", {})
+        if spec.get("type") == "ExternalName":
+            return
+        if not spec.get("clusterIP"):
+            spec["clusterIP"] = next(self._ips)
+        if not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        if spec.get("type") in ("NodePort", "LoadBalancer"):
+            for port in spec.get("ports", []):
+                if not port.get("nodePort"):
+                    port["nodePort"] = next(self._node_ports)
+
+    def _validate(self, rtype: ResourceType, obj: Obj, old: Obj | None) -> None:
+        name = obj["metadata"].get("name", "")
+        if rtype.schema is not None:
+            errors = builtins.custom_resource_problems(obj, old) + validate(
+                {k: v for k, v in obj.items() if k != "metadata"} | {"metadata": {}},
+                rtype.schema,
+            )
+        else:
+            schema_problems = problems(obj)
+            decoding = [p for p in schema_problems if p.decoding]
+            if decoding:
+                first = decoding[0]
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+                    f"{rtype.kind}: {first.path}: {first.message}",
+                )
+            errors = [f"{p.path}: Invalid value: {p.message}" for p in schema_problems]
+            try:
+                errors += builtins.validate(obj, old)
+            except builtins.DecodeError as error:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+                    f"{rtype.kind}: {error}",
+                ) from None
+        if rtype.kind == "CustomResourceDefinition":
+            errors += crd_problems(obj)
+        if errors:
+            raise invalid(rtype, name, errors)
+
+    def _admit(self, rtype: ResourceType, obj: Obj, old: Obj | None, caller: Caller) -> None:
+        meta, before = obj["metadata"], (old or {}).get("metadata", {})
+        if before.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or []) - set(before.get("finalizers") or [])
+            if added:
+                raise invalid(
+                    rtype,
+                    meta.get("name", ""),
+                    [
+                        "metadata.finalizers: Forbidden: no new finalizers can be added if the "
+                        "object is being deleted"
+                    ],
+                )
+        self._owner_references(rtype, obj, old, caller)
+
+    def _owner_references(
+        self, rtype: ResourceType, obj: Obj, old: Obj | None, caller: Caller
+    ) -> None:
+        """OwnerReferencesPermissionEnforcement (on in OpenShift; on here)."""
+        refs = obj["metadata"].get("ownerReferences") or []
+        before = (old or {}).get("metadata", {}).get("ownerReferences") or []
+        if refs == before or caller.user.admin:
+            return
+        namespace, name = obj["metadata"].get("namespace"), obj["metadata"].get("name")
+        what = f'{rtype.plural}{"." + rtype.group if rtype.group else ""} "{name}"'
+        deleting = Access("delete", rtype.group, rtype.plural, namespace, name)
+        if old is not None and not self.authorizer.allows(caller.user, deleting):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"{what} is forbidden: cannot set an ownerRef on a resource you can't delete: "
+                f"{deleting.forbidden(caller.user)}",
+            )
+        blocking_before = {r.get("uid") for r in before if r.get("blockOwnerDeletion")}
+        for ref in refs:
+            if not ref.get("blockOwnerDeletion") or ref.get("uid") in blocking_before:
+                continue
+            owner = self.type_of(ref.get("apiVersion", ""), ref.get("kind", ""))
+            if owner is None:
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f"{what} is forbidden: cannot set blockOwnerDeletion in this case because "
+                    f"cannot find RESTMapping for APIVersion {ref.get('apiVersion')} Kind "
+                    f"{ref.get('kind')}",
+                )
+            finalizers = Access(
+                "update",
+                owner.group,
+                owner.plural,
+                namespace if owner.namespaced else None,
+                ref.get("name"),
+                "finalizers",
+            )
+            if not self.authorizer.allows(caller.user, finalizers):
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f"{what} is forbidden: cannot set blockOwnerDeletion if an ownerReference "
+                    f"refers to a resource you can't set finalizers on: "
+                    f"{finalizers.forbidden(caller.user)}",
+                )
+
+    def _authorize(self, caller: Caller, access: Access) -> None:
+        if not self.authorizer.allows(caller.user, access):
+            raise ApiError(403, "Forbidden", access.forbidden(caller.user))
+
+    def _stamp(self, obj: Obj) -> None:
+        self.rv = next(self.counter)
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+
+    def _check_namespace(
+        self, rtype: ResourceType, namespace: str | None, creating: bool = False
+    ) -> None:
+        if not rtype.namespaced:
+            return
+        if not namespace:
+            raise ApiError(400, "BadRequest", "the namespace of the object must be given")
+        home = self.find(self.types[("", "namespaces")], None, namespace)
+        if home is None:
+            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
+        if creating and home["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated",
+                {"causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]},
+            )
+
+    # ------------------------------------------------------------------ deletion
 
     def delete(
-        self, rtype: ResourceType, namespace: str | None, name: str, propagation: str | None = None
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        propagation: str | None = None,
+        caller: Caller = CONTROLLER,
     ) -> Obj:
         current = self.get(rtype, namespace, name)
         if propagation == "Orphan":
             self._orphan(current["metadata"]["uid"])
-        if current["metadata"].get("finalizers"):
-            if current["metadata"].get("deletionTimestamp"):
+        meta = current["metadata"]
+        if rtype.kind == "Namespace" or meta.get("finalizers"):
+            if meta.get("deletionTimestamp"):
                 return copy.deepcopy(current)
             updated = copy.deepcopy(current)
-            updated["metadata"]["deletionTimestamp"] = _now()
+            updated["metadata"]["deletionTimestamp"] = now()
             updated["metadata"]["deletionGracePeriodSeconds"] = 0
+            if rtype.kind == "Namespace":
+                updated.setdefault("status", {})["phase"] = "Terminating"
             self._stamp(updated)
-            self._bucket(rtype)[(namespace or "" if rtype.namespaced else "", name)] = updated
+            self._bucket(rtype)[self._key(rtype, namespace, name)] = updated
             self._emit("MODIFIED", rtype, updated)
+            if rtype.kind == "Namespace":
+                self._sweep(name)
+                return copy.deepcopy(self.find(rtype, None, name) or updated)
             return copy.deepcopy(updated)
         return self._remove(rtype, current)
 
     def _remove(self, rtype: ResourceType, current: Obj) -> Obj:
         meta = current["metadata"]
-        del self._bucket(rtype)[
-            (meta.get("namespace", "") if rtype.namespaced else "", meta["name"])
-        ]
+        del self._bucket(rtype)[self._key(rtype, meta.get("namespace"), meta["name"])]
         gone = copy.deepcopy(current)
         self._stamp(gone)
         self._emit("DELETED", rtype, gone)
         if rtype.kind == "CustomResourceDefinition":
             self._unregister(gone)
-        if rtype.kind == "Namespace":
-            self._empty_namespace(meta["name"])
         self._collect_garbage(meta["uid"])
+        if rtype.namespaced:
+            self._sweep(meta.get("namespace", ""))
         return gone
 
-    def _empty_namespace(self, namespace: str) -> None:
-        for key, bucket in list(self.objects.items()):
-            for (ns, name), obj in list(bucket.items()):
-                namespaced = key in self.types and self.types[key].namespaced
-                if ns == namespace and namespaced and (ns, name) in bucket:
-                    self._remove(self.types[key], obj)
+    def _sweep(self, namespace: str) -> None:
+        """The namespace controller: delete the content of a terminating namespace (each
+        object's finalizers are honoured), then the namespace once nothing is left."""
+        namespaces = self.types[("", "namespaces")]
+        home = self.find(namespaces, None, namespace)
+        if home is None or not home["metadata"].get("deletionTimestamp"):
+            return
+        if namespace in self._sweeping:
+            return
+        self._sweeping.add(namespace)
+        try:
+            for rtype, obj in list(self._content(namespace)):
+                name = obj["metadata"]["name"]
+                if not obj["metadata"].get("deletionTimestamp") and self.find(
+                    rtype, namespace, name
+                ):
+                    self.delete(rtype, namespace, name)
+            if not any(True for _ in self._content(namespace)):
+                home = self.get(namespaces, None, namespace)
+                if not home["metadata"].get("finalizers"):
+                    self._remove(namespaces, home)
+        finally:
+            self._sweeping.discard(namespace)
+
+    def _content(self, namespace: str) -> Iterator[tuple[ResourceType, Obj]]:
+        for key, bucket in self.objects.items():
+            rtype = self.types.get(key)
+            if rtype is None or not rtype.namespaced:
+                continue
+            for (ns, _), obj in list(bucket.items()):
+                if ns == namespace:
+                    yield rtype, obj
 
     def _dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
         return [
@@ -518,8 +976,10 @@ class Cluster:
         """Background deletion: dependents whose every owner is gone are deleted too."""
         for rtype, obj in self._dependents(uid):
             others = [ref for ref in obj["metadata"]["ownerReferences"] if ref.get("uid") != uid]
-            if not any(self._exists(ref["uid"]) for ref in others):
-                meta = obj["metadata"]
+            meta = obj["metadata"]
+            if not any(self._exists(ref["uid"]) for ref in others) and self.find(
+                rtype, meta.get("namespace"), meta["name"]
+            ):
                 self.delete(rtype, meta.get("namespace"), meta["name"])
 
     def _orphan(self, uid: str) -> None:
@@ -528,7 +988,7 @@ class Cluster:
             updated["metadata"]["ownerReferences"] = [
                 ref for ref in obj["metadata"]["ownerReferences"] if ref.get("uid") != uid
             ]
-            self._commit(rtype, obj, updated)
+            self._write(rtype, obj, updated, Caller(ADMIN, "kube-controller-manager", True), None)
 
     def _exists(self, uid: str) -> bool:
         return any(
@@ -570,32 +1030,26 @@ class Cluster:
         self.types.pop(key, None)
         self.objects.pop(key, None)
 
-    # ------------------------------------------------------------------ watches
 
-    def watch(
-        self,
-        rtype: ResourceType,
-        namespace: str | None,
-        since: str | None,
-        labels: str | None,
-        fields: str | None,
-    ) -> tuple[Watcher, list[WatchEvent]]:
-        """A subscription, and what to send first: the current objects as ADDED (no
-        resourceVersion, or "0"), or the history after ``since`` (410 if it is gone)."""
-        try:
-            watcher = Watcher(rtype, namespace, label_matcher(labels), field_matcher(fields))
-        except SelectorError as error:
-            raise ApiError(400, "BadRequest", str(error)) from None
-        if since in (None, "", "0"):
-            first = [
-                WatchEvent(self.rv, "ADDED", rtype, obj)
-                for obj in self.list(rtype, namespace, labels, fields)
-            ]
-        else:
-            start = int(since)
-            oldest = self.history[0].rv if self.history else self.rv + 1
-            if start < oldest - 1 and start < self.rv:
-                raise ApiError(410, "Expired", f"too old resource version: {start} ({oldest - 1})")
-            first = [e for e in self.history if e.rv > start and watcher.wants(e)]
-        self.watchers.add(watcher)
-        return watcher, first
+def _spec_and_status(config: Obj) -> Obj:
+    return {k: v for k, v in config.items() if k not in ("apiVersion", "kind")}
+
+
+def _fold_string_data(secret: Obj) -> None:
+    """stringData is write-only: folded into base64 data, as the API server does."""
+    for key, value in (secret.pop("stringData", None) or {}).items():
+        secret.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def _encode_continue(key: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_continue(token: str) -> list[str]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        raise ApiError(400, "BadRequest", "continue key is not valid") from None
+    if not (isinstance(key, list) and len(key) == 2 and all(isinstance(k, str) for k in key)):
+        raise ApiError(400, "BadRequest", "continue key is not valid")
+    return key

@@ -24,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.kube.cluster import ApiError, Cluster, ResourceType
+from tests.kube.cluster import ApiError, Caller, Cluster, ResourceType
 from tests.kube.jsonpath import evaluate as jsonpath
+from tests.kube.rbac import Access, authenticate, token_for
 
 WATCH_BOOKMARK_S = 5.0
 
@@ -56,6 +57,7 @@ class Emulator:
         self.cluster = Cluster()
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
+        self.denied: list[tuple[str, str]] = []  # (user agent, message) of every 403
         self.app = Starlette(
             routes=[
                 Route(
@@ -88,7 +90,12 @@ class Emulator:
         try:
             return await self._serve(request, path)
         except ApiError as error:
+            if error.code == 403:
+                self.denied.append((agent, error.message))
             return JSONResponse(error.status(), status_code=error.code)
+        finally:
+            if request.method != "GET":
+                self.cluster.react()  # the controllers see what the request changed
 
     async def _serve(self, request: Request, path: str) -> Response:
         if path == "/version":
@@ -129,7 +136,30 @@ class Emulator:
         rtype = self.cluster.resolve(group, rest[0])
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else None
-        return await self._verb(request, rtype, namespace, name, subresource)
+        caller = self._caller(request)
+        access = Access(
+            _verb_of(request, name is not None),
+            rtype.group,
+            rtype.plural,
+            namespace,
+            name,
+            subresource or "",
+        )
+        if not self.cluster.authorizer.allows(caller.user, access):
+            raise ApiError(403, "Forbidden", access.forbidden(caller.user))
+        return await self._verb(request, rtype, namespace, name, subresource, caller)
+
+    @staticmethod
+    def _caller(request: Request) -> Caller:
+        query = request.query_params
+        manager = query.get("fieldManager")
+        agent = request.headers.get("user-agent", "")
+        return Caller(
+            authenticate(request.headers.get("authorization")),
+            manager or agent.split("/", 1)[0],
+            manager is not None,
+            query.get("fieldValidation") or "Warn",
+        )
 
     async def _verb(
         self,
@@ -138,28 +168,37 @@ class Emulator:
         namespace: str | None,
         name: str | None,
         sub: str | None,
+        caller: Caller,
     ) -> Response:
         cluster, query, method = self.cluster, request.query_params, request.method
-        strict = query.get("fieldValidation") == "Strict"
         if name is None:
             if method == "GET" and query.get("watch") in ("1", "true"):
                 return self._watch(request, rtype, namespace)
             if method == "GET":
-                items = cluster.list(
-                    rtype, namespace, query.get("labelSelector"), query.get("fieldSelector")
+                limit = query.get("limit")
+                items, token = cluster.list_objects(
+                    rtype,
+                    namespace,
+                    query.get("labelSelector"),
+                    query.get("fieldSelector"),
+                    int(limit) if limit and limit.isdigit() and int(limit) > 0 else None,
+                    query.get("continue"),
                 )
                 if "as=Table" in request.headers.get("accept", ""):
                     return JSONResponse(self._table(rtype, items))
+                metadata = {"resourceVersion": str(cluster.rv)}
+                if token:
+                    metadata["continue"] = token
                 return JSONResponse(
                     {
                         "kind": f"{rtype.kind}List",
                         "apiVersion": rtype.api_version,
-                        "metadata": {"resourceVersion": str(cluster.rv)},
+                        "metadata": metadata,
                         "items": items,
                     }
                 )
             if method == "POST":
-                created = cluster.create(rtype, namespace, await self._body(request), strict)
+                created = cluster.create(rtype, namespace, await self._body(request), caller)
                 return JSONResponse(created, status_code=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
         if method == "GET":
@@ -170,18 +209,19 @@ class Emulator:
                 return JSONResponse(self._table(rtype, [obj]))
             return JSONResponse(obj)
         if method == "PUT":
-            return JSONResponse(
-                cluster.replace(rtype, namespace, name, await self._body(request), sub)
-            )
+            body = await self._body(request)
+            return JSONResponse(cluster.replace(rtype, namespace, name, body, sub, caller))
         if method == "PATCH":
             content_type = request.headers.get("content-type", "")
-            return JSONResponse(
-                cluster.patch(rtype, namespace, name, await self._body(request), content_type, sub)
-            )
+            body = await self._body(request)
+            force = query.get("force") in ("1", "true")
+            existed = cluster.find(rtype, namespace, name) is not None
+            patched = cluster.patch(rtype, namespace, name, body, content_type, sub, caller, force)
+            return JSONResponse(patched, status_code=200 if existed else 201)
         if method == "DELETE":
             body = await self._body(request, required=False)
             propagation = query.get("propagationPolicy") or (body or {}).get("propagationPolicy")
-            return JSONResponse(cluster.delete(rtype, namespace, name, propagation))
+            return JSONResponse(cluster.delete(rtype, namespace, name, propagation, caller))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed")
 
     @staticmethod
@@ -211,6 +251,7 @@ class Emulator:
                 "" if query.get("sendInitialEvents") == "true" else query.get("resourceVersion"),
                 query.get("labelSelector"),
                 query.get("fieldSelector"),
+                asyncio.Queue(),
             )
         except ApiError as error:
             if error.code != 410:
@@ -415,7 +456,7 @@ class Emulator:
         rows = []
         for obj in items:
             cells: list[Any] = [obj["metadata"]["name"]]
-            kinds = [c["type"] for c in columns[1:]]
+            kinds = [str(c["type"]) for c in columns[1:]]
             cells += [
                 _cell(jsonpath(obj, path), kind) for path, kind in zip(paths, kinds, strict=True)
             ]
@@ -463,6 +504,16 @@ def _age(timestamp: str) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{max(seconds, 0)}s"
+
+
+def _verb_of(request: Request, named: bool) -> str:
+    """The RBAC verb of a request."""
+    if request.method == "GET":
+        if named:
+            return "get"
+        return "watch" if request.query_params.get("watch") in ("1", "true") else "list"
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    return verbs[request.method]
 
 
 def _line(kind: str, obj: dict[str, Any]) -> bytes:
@@ -522,12 +573,15 @@ class EmulatorServer:
         self.server.should_exit = True
         self.thread.join(10)
 
-    def kubeconfig(self, path: Path) -> Path:
+    def kubeconfig(self, path: Path, service_account: tuple[str, str] | None = None) -> Path:
+        """A kubeconfig for this emulator: as a cluster administrator, or as the ServiceAccount
+        (namespace, name), whose requests RBAC then decides."""
+        token = token_for(*service_account) if service_account else "emulator-admin"
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {"token": "emulator-allows-everyone"}}],
+            "users": [{"name": "tester", "user": {"token": token}}],
             "contexts": [
                 {
                     "name": "emulator",

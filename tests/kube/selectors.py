@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 Matcher = Callable[[dict[str, str]], bool]
@@ -29,44 +30,53 @@ def _split(selector: str) -> list[str]:
     return [p.strip() for p in [*parts, current] if p.strip()]
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """One term of a label selector: ``key op values``."""
+
+    key: str
+    op: str  # in | notin | = | != | exists | !exists
+    values: frozenset[str] = frozenset()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        value = labels.get(self.key)
+        if self.op in ("in", "="):
+            return value in self.values
+        if self.op in ("notin", "!="):
+            return value not in self.values
+        return (self.key in labels) == (self.op == "exists")
+
+
+def _requirement(term: str) -> Requirement:
+    if match := _SET.match(term):
+        values = frozenset(v.strip() for v in match.group(3).split(","))
+        return Requirement(match.group(1), match.group(2), values)
+    for op in ("!=", "==", "="):
+        if op in term:
+            key, value = (part.strip() for part in term.split(op, 1))
+            return Requirement(key, "!=" if op == "!=" else "=", frozenset([value]))
+    if term.startswith("!"):
+        return Requirement(term[1:].strip(), "!exists")
+    if re.fullmatch(r"[\w./-]+", term):
+        return Requirement(term, "exists")
+    raise SelectorError(f"unable to parse requirement: {term!r}")
+
+
 def label_matcher(selector: str | None) -> Matcher:
     """Equality (=, ==, !=), set (in, notin) and existence (key, !key) requirements."""
-    tests: list[Matcher] = []
-    for term in _split(selector or ""):
-        if match := _SET.match(term):
-            key, op, values = (
-                match.group(1),
-                match.group(2),
-                {v.strip() for v in match.group(3).split(",")},
-            )
-            if op == "in":
-                tests.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                tests.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
-        elif "!=" in term:
-            key, value = (s.strip() for s in term.split("!=", 1))
-            tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
-        elif "=" in term:
-            key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
-            tests.append(lambda labels, k=key, v=value: labels.get(k) == v)
-        elif term.startswith("!"):
-            absent = term[1:].strip()
-            tests.append(lambda labels, k=absent: k not in labels)
-        elif re.fullmatch(r"[\w./-]+", term):
-            tests.append(lambda labels, k=term: k in labels)
-        else:
-            raise SelectorError(f"unable to parse requirement: {term!r}")
-    return lambda labels: all(test(labels) for test in tests)
+    requirements = [_requirement(term) for term in _split(selector or "")]
+    return lambda labels: all(r.matches(labels) for r in requirements)
 
 
 def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
     """metadata.name and metadata.namespace, with = or != (what clients use)."""
-    tests = []
+    requirements: list[tuple[str, str, bool]] = []  # metadata field, value, negated
     for term in _split(selector or ""):
-        negate = "!=" in term
+        negated = "!=" in term
         key, value = (s.strip() for s in term.replace("==", "=").replace("!=", "=").split("=", 1))
         if key not in ("metadata.name", "metadata.namespace"):
             raise SelectorError(f'field label not supported: "{key}"')
-        field = key.split(".")[1]
-        tests.append(lambda obj, f=field, v=value, n=negate: (obj["metadata"].get(f) == v) != n)
-    return lambda obj: all(test(obj) for test in tests)
+        requirements.append((key.split(".")[1], value, negated))
+    return lambda obj: all(
+        (obj["metadata"].get(field) == value) != negated for field, value, negated in requirements
+    )

@@ -69,8 +69,8 @@ def test_create_get_list_with_selectors_and_conflicts(api):
 
 
 def test_stale_writes_are_conflicts_and_generation_tracks_spec(api):
-    created = api.post(DEPLOYMENTS, json=deployment()).json()
-    assert created["metadata"]["generation"] == 1
+    assert api.post(DEPLOYMENTS, json=deployment()).json()["metadata"]["generation"] == 1
+    created = api.get(f"{DEPLOYMENTS}/web").json()  # the controller annotated its revision
     stale = json.loads(json.dumps(created))
     created["spec"]["replicas"] = 2
     updated = api.put(f"{DEPLOYMENTS}/web", json=created).json()

@@ -21,12 +21,13 @@ def graph(name: str = "support-agent", **spec) -> dict:
     return body
 
 
-def jwt_secret(kube: Kube, value: str = "first-secret" * 6) -> None:
+def jwt_secret(kube: Kube, value: str = "first-secret" * 6, watched: bool = True) -> None:
+    labels = {"agentflow.dev/watched": "true"} if watched else {}
     kube.create(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "support-agent-jwt", "namespace": "agents"},
+            "metadata": {"name": "support-agent-jwt", "namespace": "agents", "labels": labels},
             "stringData": {"secret": value},
         },
         "secrets",
@@ -81,9 +82,9 @@ def roll_out(kube: Kube, name: str, ready: int) -> None:
 def test_an_applied_graph_gets_its_objects_and_an_honest_status(kube, operator):
     jwt_secret(kube)
     kube.create(graph(), "agentgraphs")
-    deployment = eventually(
-        lambda: kube.get("apps/v1", "deployments", "agents", "support-agent"), what="the Deployment"
-    )
+    accepted = eventually(lambda: condition(kube, "support-agent", "Accepted"), what="Accepted")
+    assert accepted["status"] == "True", accepted
+    deployment = kube.get("apps/v1", "deployments", "agents", "support-agent")
     env = env_of(deployment)
     assert env["AGENTFLOW_GRAPH"] == "support_agent.graph:app"
     assert env["AGENTFLOW_GRAPH_ID"] == "agents/support-agent"
@@ -101,9 +102,6 @@ def test_an_applied_graph_gets_its_objects_and_an_honest_status(kube, operator):
         == 2
     )
     assert kube.get("v1", "secrets", "agents", "support-agent-checkpointer") is not None
-
-    accepted = eventually(lambda: condition(kube, "support-agent", "Accepted"), what="Accepted")
-    assert accepted["status"] == "True"
     ready = condition(kube, "support-agent", "Ready")
     assert ready["status"] == "False"  # nothing runs yet: never Ready on faith
 
@@ -190,14 +188,14 @@ def test_rotating_a_secret_rolls_the_pods(kube, operator):
     jwt_secret(kube)
     kube.create(graph(), "agentgraphs")
     first = eventually(lambda: deployment_of(kube), what="the Deployment")
-    hash_before = first["spec"]["template"]["metadata"]["annotations"]["agentflow.dev/config-hash"]
+    hash_before = first["spec"]["template"]["metadata"]["annotations"]["agentflow.dev/secrets-hash"]
     kube.patch(
         "v1", "secrets", "agents", "support-agent-jwt", {"stringData": {"secret": "rotated-" * 8}}
     )
     rolled = eventually(
         lambda: (
             (d := deployment_of(kube))["spec"]["template"]["metadata"]["annotations"][
-                "agentflow.dev/config-hash"
+                "agentflow.dev/secrets-hash"
             ]
             != hash_before
             and d

@@ -31,7 +31,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.bundled.redis.enabled -}}{{ printf "redis://%s-redis.%s.svc.cluster.local:6379/0" (include "agentflow.fullname" .) .Release.Namespace }}{{- else -}}{{ .Values.graphDefaults.redisUrl }}{{- end -}}
 {{- end -}}
 
-{{/* The rules the operator needs on graphs and what they own, and nothing else. */}}
+{{/* The rules the operator needs on graphs and what they own, and nothing else. Objects are
+server-side applied: `patch`, plus `create` when an apply creates. `agentgraphs/finalizers`
+lets owned objects block their graph's deletion in garbage collection (`blockOwnerDeletion`),
+which OpenShift's OwnerReferencesPermissionEnforcement requires. Secrets are written only
+where the operator copies the shared DSN next to graphs; otherwise it only reads those
+labelled agentflow.dev/watched=true. */}}
 {{- define "agentflow.graphRules" -}}
 - apiGroups: ["agentflow.dev"]
   resources: ["agentgraphs"]
@@ -39,12 +44,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["agentflow.dev"]
   resources: ["agentgraphs/status"]
   verbs: ["get", "patch"]
+- apiGroups: ["agentflow.dev"]
+  resources: ["agentgraphs/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["services", "secrets"]
+  resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  {{- if include "agentflow.dsnSecret" . }}
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  {{- else }}
+  verbs: ["get", "list", "watch"]
+  {{- end }}
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

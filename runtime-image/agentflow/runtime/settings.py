@@ -248,7 +248,7 @@ def load_settings() -> Settings:
                 problems.append(str(item["msg"]).removeprefix("Value error, "))
                 continue
             field = str(item["loc"][0])
-            name = _ENV_NAMES.get(field, field.upper())
+            name = ENV_NAMES.get(field, field.upper())
             shown = "" if field in _SECRETS else f"={item.get('input')!r}"
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}{shown} is invalid: {message}")
@@ -257,4 +257,6 @@ def load_settings() -> Settings:
 
 # Values never repeated in messages: they may carry passwords.
 _SECRETS = {"database_url", "redis_url", "jwt_secret_key", "jwt_public_key"}
-_ENV_NAMES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
+# The environment contract: setting -> the variable that sets it. The operator names the
+# variables it writes into pods from here, so the two cannot drift apart.
+ENV_NAMES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
