@@ -249,8 +249,10 @@ async def _resync(operator: Operator) -> None:
     """Every graph, every ``resync_s``: a safety net for missed events (free when in sync)."""
     while True:
         await asyncio.sleep(operator.config.resync_s)
-        for key in list(operator.indices["graphs"]):
+        keys = list(operator.indices["graphs"])
+        for key in keys:
             operator.queue.add(key)
+        logger.info("resync: %d graphs to compare with the caches", len(keys))
 
 
 async def _watch_default_dsn(operator: Operator) -> None:

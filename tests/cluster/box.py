@@ -3,7 +3,8 @@ runtime processes, for tests and for people (``python -m tests.cluster.box``).
 
 * the API emulator (tests/kube), with the generated CRDs and the Helm chart's RBAC objects
   applied by kubectl;
-* the real operator, as an ``agentflow-operator run`` process, pointed by its default
+* the real operator, as an ``agentflow-operator run`` process acting as the chart's
+  ServiceAccount (so the chart's RBAC decides every request it makes), pointed by its default
   checkpointer settings at this machine's Postgres and Redis;
 * the node agent (tests/cluster/node_agent.py): Deployments become local runtime processes;
 * a Service proxy (tests/cluster/service_proxy.py) per Service, on a loopback port.
@@ -33,6 +34,7 @@ from tests.kube.emulator import EmulatorServer
 from tests.tools import helm
 
 OPERATOR_NAMESPACE = "agentflow-system"
+OPERATOR_ACCOUNT = "agentflow"  # the chart's ServiceAccount for the release "agentflow"
 # The images the node agent can run, and the code each would hold.
 IMAGES = {
     "ghcr.io/agentflow/runtime:0.1.0": ROOT / "examples",
@@ -53,6 +55,9 @@ class ClusterInABox:
     def start(self) -> ClusterInABox:
         self.emulator = EmulatorServer(free_port()).start()
         self.kubeconfig = self.emulator.kubeconfig(self.workdir / "kubeconfig")
+        self.operator_kubeconfig = self.emulator.kubeconfig(
+            self.workdir / "operator-kubeconfig", (OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
+        )
         self.api = httpx.Client(base_url=self.emulator.url, timeout=10)
         self.kubectl("apply", "-f", str(ROOT / "crds"))
         self._apply_chart_rbac()
@@ -87,8 +92,8 @@ class ClusterInABox:
         return result
 
     def _apply_chart_rbac(self) -> None:
-        """The operator's ServiceAccount and RBAC, exactly as the chart renders them (the
-        emulator does not enforce RBAC, but it must accept them)."""
+        """The operator's ServiceAccount and RBAC, exactly as the chart renders them: the
+        emulator enforces them on every request the operator makes."""
         self._create("/api/v1/namespaces", {"metadata": {"name": OPERATOR_NAMESPACE}})
         rendered = subprocess.run(
             [
@@ -125,7 +130,9 @@ class ClusterInABox:
     def _start_operator(self) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
+            "KUBECONFIG": str(self.operator_kubeconfig),
+            # Its own port: a second box (or anything on 8080) must not stop it from starting.
+            "AGENTFLOW_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{free_port()}/healthz",
             "AGENTFLOW_OPERATOR_DEFAULT_DSN_SECRET": f"{OPERATOR_NAMESPACE}/checkpointer",
             "AGENTFLOW_OPERATOR_DEFAULT_REDIS_URL": self.redis_url,
             # Short grace periods keep scale-downs and rollouts quick in a simulation.

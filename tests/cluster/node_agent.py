@@ -78,6 +78,7 @@ class Replica:
     process: asyncio.subprocess.Process
     tmp: Path
     labels: dict[str, str]
+    image: str
     ready: bool = False
     terminating: bool = False
     pod_created: bool = False
@@ -193,8 +194,9 @@ class NodeAgent:
         tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         process = await self._spawn(meta["namespace"], template, port, tmp, name)
         labels = template["metadata"].get("labels", {})
+        image = template["spec"]["containers"][0]["image"]
         self.replicas[name] = Replica(
-            name, meta["name"], meta["namespace"], current, port, process, tmp, labels
+            name, meta["name"], meta["namespace"], current, port, process, tmp, labels, image
         )
         self.events.append(f"started {name} on 127.0.0.1:{port}")
         self._background(self._probe(self.replicas[name], template))
@@ -336,13 +338,13 @@ class NodeAgent:
                 "labels": replica.labels,
                 "annotations": {HOST_PORT_ANNOTATION: str(replica.port)},
             },
-            "spec": {"containers": [{"name": "runtime", "image": "local"}]},
+            "spec": {"containers": [{"name": "runtime", "image": replica.image}]},
         }
         path = f"/api/v1/namespaces/{replica.namespace}/pods"
         if replica.name not in self.replicas:
             return  # gone meanwhile: its Pod was deleted
         if not replica.pod_created:
-            await self.api.post(path, json=body)
+            (await self.api.post(path, json=body)).raise_for_status()
             replica.pod_created = True
         status = {
             "phase": "Running" if replica.process.returncode is None else "Failed",
@@ -354,14 +356,22 @@ class NodeAgent:
                 }
             ],
             "containerStatuses": [
-                {"name": "runtime", "ready": replica.ready, "restartCount": replica.restarts}
+                {
+                    "name": "runtime",
+                    "ready": replica.ready,
+                    "restartCount": replica.restarts,
+                    "image": replica.image,
+                    "imageID": "",  # no registry here: nothing was pulled
+                }
             ],
         }
-        await self.api.patch(
+        written = await self.api.patch(
             f"{path}/{replica.name}/status",
             json={"status": status},
             headers={"content-type": "application/merge-patch+json"},
         )
+        if written.status_code != 404:  # 404: the pod went away meanwhile
+            written.raise_for_status()
 
     async def _write_status(
         self,
@@ -404,8 +414,10 @@ class NodeAgent:
             "conditions": conditions,
         }
         if deployment.get("status") != status:
-            await self.api.patch(
+            written = await self.api.patch(
                 f"/apis/apps/v1/namespaces/{meta['namespace']}/deployments/{meta['name']}/status",
                 json={"status": status},
                 headers={"content-type": "application/merge-patch+json"},
             )
+            if written.status_code != 404:  # 404: the Deployment went away meanwhile
+                written.raise_for_status()

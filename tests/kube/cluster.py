@@ -224,6 +224,7 @@ class WatchEvent:
     type: str
     rtype: ResourceType
     obj: Obj
+    old: Obj | None = None  # the object before a MODIFIED
 
 
 @dataclass(eq=False)  # identity semantics: kept in a set
@@ -234,14 +235,29 @@ class Watcher:
     fields: Any
     queue: Any = field(default=None)
 
-    def wants(self, event: WatchEvent) -> bool:
-        meta = event.obj["metadata"]
+    def _selects(self, obj: Obj) -> bool:
+        meta = obj["metadata"]
         return (
-            event.rtype.key == self.rtype.key
-            and (self.namespace is None or meta.get("namespace") == self.namespace)
+            (self.namespace is None or meta.get("namespace") == self.namespace)
             and self.labels(meta.get("labels") or {})
-            and self.fields(event.obj)
+            and bool(self.fields(obj))
         )
+
+    def sees(self, event: WatchEvent) -> WatchEvent | None:
+        """The event as this watch delivers it, if at all. With a selector, an object that
+        starts to match arrives as ADDED and one that stops matching as DELETED, as the API
+        server's watch cache sends them."""
+        if event.rtype.key != self.rtype.key:
+            return None
+        now = self._selects(event.obj)
+        if event.type != "MODIFIED" or event.old is None:
+            return event if now else None
+        before = self._selects(event.old)
+        if now and not before:
+            return WatchEvent(event.rv, "ADDED", event.rtype, event.obj)
+        if before and not now:
+            return WatchEvent(event.rv, "DELETED", event.rtype, event.obj)
+        return event if now else None
 
 
 def now() -> str:
@@ -381,12 +397,13 @@ class Cluster:
 
     # ------------------------------------------------------------------ watches
 
-    def _emit(self, kind: str, rtype: ResourceType, obj: Obj) -> None:
-        event = WatchEvent(self.rv, kind, rtype, copy.deepcopy(obj))
+    def _emit(self, kind: str, rtype: ResourceType, obj: Obj, old: Obj | None = None) -> None:
+        event = WatchEvent(self.rv, kind, rtype, copy.deepcopy(obj), old)
         self.history.append(event)
         for watcher in list(self.watchers):
-            if watcher.wants(event):
-                watcher.queue.put_nowait(event)
+            seen = watcher.sees(event)
+            if seen is not None:
+                watcher.queue.put_nowait(seen)
         self._reactions.append(event)
 
     def react(self) -> None:
@@ -425,15 +442,24 @@ class Cluster:
             oldest = self.history[0].rv if self.history else self.rv + 1
             if start < oldest - 1 and start < self.rv:
                 raise ApiError(410, "Expired", f"too old resource version: {start} ({oldest - 1})")
-            first = [e for e in self.history if e.rv > start and watcher.wants(e)]
+            first = [
+                seen for e in self.history if e.rv > start and (seen := watcher.sees(e)) is not None
+            ]
         self.watchers.add(watcher)
         return watcher, first
 
     # ------------------------------------------------------------------ writes
 
     def create(
-        self, rtype: ResourceType, namespace: str | None, body: Obj, caller: Caller = CONTROLLER
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        body: Obj,
+        caller: Caller = CONTROLLER,
+        applied: list[Obj] | None = None,
     ) -> Obj:
+        """Create ``body``; ``applied`` is the managedFields of an apply that creates it (its
+        manager owns what it applied, not the defaults), else the caller owns all it sent."""
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
@@ -452,9 +478,11 @@ class Cluster:
         for server_set in (*SERVER_METADATA, "resourceVersion"):
             meta.pop(server_set, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now())
+        if applied:
+            meta["managedFields"] = applied
         if rtype.status:
             obj.pop("status", None)  # status is written through /status only
-        return self._write(rtype, None, obj, caller, None)
+        return self._write(rtype, None, obj, caller, None, applied=applied is not None)
 
     def replace(
         self,
@@ -596,10 +624,8 @@ class Cluster:
         except fieldmanager.FieldManagerError as error:
             raise ApiError(error.code, error.reason, error.message) from None
         if current is None:
-            merged["metadata"].pop("managedFields", None)
-            managed = merged["metadata"]
-            created = self.create(rtype, namespace, {**merged, "metadata": managed}, caller)
-            return self._own_created(rtype, created, config, caller, schema)
+            managed = merged["metadata"].pop("managedFields", [])
+            return self.create(rtype, namespace, merged, caller, applied=managed)
         if subresource == "status":
             updated = copy.deepcopy(current)
             updated["status"] = merged.get("status")
@@ -617,23 +643,6 @@ class Cluster:
             else:
                 updated["metadata"]["managedFields"] = managed
         return self._write(rtype, current, updated, caller, subresource, applied=True)
-
-    def _own_created(
-        self, rtype: ResourceType, created: Obj, config: Obj, caller: Caller, schema: Schema
-    ) -> Obj:
-        """An apply that created the object: its manager owns the applied fields (not the
-        defaults), as an Apply entry."""
-        current = self.get(rtype, created["metadata"].get("namespace"), created["metadata"]["name"])
-        current["metadata"].pop("managedFields", None)
-        merged = fieldmanager.apply(
-            None, config, caller.manager, True, schema, "", current["metadata"]["creationTimestamp"]
-        )
-        current["metadata"]["managedFields"] = merged["metadata"].get("managedFields", [])
-        self._bucket(rtype)[
-            self._key(rtype, current["metadata"].get("namespace"), current["metadata"]["name"])
-        ] = current
-        self.history[-1].obj = copy.deepcopy(current) if self.history else current
-        return copy.deepcopy(current)
 
     def _write_scale(self, rtype: ResourceType, current: Obj, scale: Obj, caller: Caller) -> Obj:
         if rtype.scale is None:
@@ -716,7 +725,7 @@ class Cluster:
         self._bucket(rtype)[self._key(rtype, meta.get("namespace"), name)] = new
         if rtype.kind == "CustomResourceDefinition":
             self._register(new)
-        self._emit("ADDED" if old is None else "MODIFIED", rtype, new)
+        self._emit("ADDED" if old is None else "MODIFIED", rtype, new, old)
         return copy.deepcopy(new)
 
     def _decode(self, rtype: ResourceType, obj: Obj, schema: Schema, validation: str) -> None:
@@ -910,7 +919,7 @@ class Cluster:
                 updated.setdefault("status", {})["phase"] = "Terminating"
             self._stamp(updated)
             self._bucket(rtype)[self._key(rtype, namespace, name)] = updated
-            self._emit("MODIFIED", rtype, updated)
+            self._emit("MODIFIED", rtype, updated, current)
             if rtype.kind == "Namespace":
                 self._sweep(name)
                 return copy.deepcopy(self.find(rtype, None, name) or updated)

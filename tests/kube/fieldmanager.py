@@ -218,6 +218,18 @@ def _key_text(element: str) -> str:
     return "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in keys.items()) + "]"
 
 
+def _with_named_parents(paths: set[Path], schema: Schema) -> set[Path]:
+    """``paths`` and every struct field above them (map keys and list items are not added)."""
+    found = set(paths)
+    for path in paths:
+        node = schema
+        for depth, element in enumerate(path[:-1]):
+            if element.startswith("f:") and node.declares(element[2:]):
+                found.add(path[: depth + 1])
+            node = _step(node, element)
+    return found
+
+
 def _dotted(path: Path) -> str:
     return "".join(
         "." + element[2:] if element.startswith("f:") else _key_text(element) for element in path
@@ -353,8 +365,10 @@ def apply(
         raise FieldManagerError(409, "Conflict", _conflict_message(conflicts, api_version))
     for entry in others:
         entry.fields -= changed
-    still_owned = set().union(*(e.fields for e in others)) if others else set()
-    for path in sorted(mine.fields - applied - still_owned, key=len, reverse=True):
+    # What this manager applied before and no one owns now goes, with the struct fields that
+    # only held it (structured-merge-diff's prune: EnsureNamedFieldsAreMembers on both sides).
+    still_owned = _with_named_parents(set().union(applied, *(e.fields for e in others)), schema)
+    for path in sorted(_with_named_parents(mine.fields, schema) - still_owned, key=len):
         remove(merged, path, schema)
     if mine.fields != applied or changed:
         mine.time = now

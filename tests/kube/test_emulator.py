@@ -180,12 +180,12 @@ def test_crds_are_served_defaulted_validated_and_scalable(api):
     both = {
         **graph,
         "metadata": {"name": "h"},
-        "spec": {"graph": "a:b", "replicas": 2, "autoscaling": {"maxReplicas": 3}},
+        "spec": {"graph": "a:b", "autoscaling": {"minReplicas": 5, "maxReplicas": 3}},
     }
     refused = api.post(GRAPHS, json=both)
     assert (
         refused.status_code == 422
-        and "set replicas or autoscaling, not both" in refused.json()["message"]
+        and "minReplicas must not exceed maxReplicas" in refused.json()["message"]
     )
     bad = api.post(
         GRAPHS, json={**graph, "metadata": {"name": "i"}, "spec": {"graph": "not valid"}}

@@ -297,3 +297,19 @@ def test_the_autoscaler_keeps_bounds_and_leaves_a_target_at_zero_alone(api, emul
     status = api.get(f"{HPAS}/idle").json()["status"]
     active = next(c for c in status["conditions"] if c["type"] == "ScalingActive")
     assert (active["status"], active["reason"]) == ("False", "ScalingDisabled")
+
+
+def test_a_selector_watch_sees_objects_enter_and_leave_its_selection(api):
+    api.post(CM, json={"metadata": {"name": "x"}})
+    version = api.get(CM).json()["metadata"]["resourceVersion"]
+    api.patch(f"{CM}/x", json={"metadata": {"labels": {"watched": "true"}}}, headers=MERGE)
+    api.patch(f"{CM}/x", json={"metadata": {"labels": {"watched": None}}}, headers=MERGE)
+    query = {
+        "watch": "true",
+        "resourceVersion": version,
+        "labelSelector": "watched=true",
+        "timeoutSeconds": "1",
+    }
+    with api.stream("GET", CM, params=query) as stream:
+        events = [yaml.safe_load(line)["type"] for line in stream.iter_lines() if line]
+    assert events == ["ADDED", "DELETED"]

@@ -7,6 +7,7 @@ Used by the API emulator and by the tests of examples/."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -45,10 +46,10 @@ def apply_defaults(value: Any, schema: Schema) -> Any:
 def _json_schema(schema: Schema) -> Schema:
     """OpenAPI v3 -> JSON Schema: int-or-string, and nothing Kubernetes-only to trip on."""
     if schema.get("x-kubernetes-int-or-string"):
-        string: Schema = {"type": "string"}
-        if "pattern" in schema:  # a Quantity: the pattern applies to the string form only
-            string["pattern"] = schema["pattern"]
-        return {"anyOf": [{"type": "integer"}, string]}
+        int_or_string: Schema = {"type": ["integer", "string"]}
+        if "pattern" in schema:  # a Quantity: JSON Schema applies patterns to strings only
+            int_or_string["pattern"] = schema["pattern"]
+        return int_or_string
     converted: Schema = {}
     for key, value in schema.items():
         if key.startswith("x-kubernetes-"):
@@ -73,7 +74,10 @@ def _cel_errors(value: Any, schema: Schema, path: str) -> list[str]:
     for check in schema.get("x-kubernetes-validations", []):
         result = _program(check["rule"]).evaluate({"self": json_to_cel(value)})
         if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and result):
-            errors.append(f"{path}: Invalid value: {check.get('message', check['rule'])}")
+            # As the API server words it: `spec.x: Invalid value: "object": <message>`.
+            shown = {dict: '"object"', list: '"array"'}.get(type(value)) or json.dumps(value)
+            message = check.get("message", f"failed rule: {check['rule']}")
+            errors.append(f"{path.lstrip('.') or '<nil>'}: Invalid value: {shown}: {message}")
     if isinstance(value, dict):
         for name, child in schema.get("properties", {}).items():
             if name in value:
@@ -93,7 +97,7 @@ def validate(obj: dict[str, Any], schema: Schema) -> list[str]:
     ]
     if errors:
         return errors
-    return _cel_errors(obj, schema, "<root>")
+    return _cel_errors(obj, schema, "")
 
 
 # ---------------------------------------------------------------------- custom resources' metadata

@@ -200,8 +200,9 @@ def test_what_pods_see_changes_their_template(change):
 def test_secret_values_the_pods_read_change_the_template():
     before = pod_template(BASE, {"jwt/secret": "old"})
     after = pod_template(BASE, {"jwt/secret": "new"})
-    assert before["metadata"]["annotations"][SECRETS_HASH_ANNOTATION] != (
-        after["metadata"]["annotations"][SECRETS_HASH_ANNOTATION]
+    assert (
+        before["metadata"]["annotations"][SECRETS_HASH_ANNOTATION]
+        != (after["metadata"]["annotations"][SECRETS_HASH_ANNOTATION])
     )
 
 

@@ -76,10 +76,6 @@ def problems_of(spec: dict) -> list[str]:
     ("change", "message"),
     [
         (
-            {"replicas": 2, "autoscaling": {"maxReplicas": 3}},
-            "set replicas or autoscaling, not both",
-        ),
-        (
             {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
             "minReplicas must not exceed maxReplicas",
         ),
@@ -102,7 +98,7 @@ def problems_of(spec: dict) -> list[str]:
         ),
         (
             {"disruption": {"minAvailable": 1, "maxUnavailable": 1}},
-            "set exactly one of minAvailable and maxUnavailable",
+            "set at most one of minAvailable and maxUnavailable",
         ),
     ],
 )

@@ -11,7 +11,7 @@ import yaml
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.dynamic import DynamicClient
 
-from agentflow_operator.reconcile import Cluster
+from agentflow_operator.apiserver import ApiServer
 from tests.conftest import free_port
 from tests.kube.client import ROOT, Kube
 from tests.kube.emulator import EmulatorServer
@@ -49,7 +49,7 @@ def test_a_stale_discovery_cache_of_the_same_host_is_not_read():
         # carry on without peering), not request what the stale cache names and fail on a 404.
         now = EmulatorServer(port).start()
         try:
-            assert Cluster(api_client(url)).ensure(PEERING) is False
+            assert ApiServer(api_client(url)).create_if_missing(PEERING) is False
         finally:
             now.stop()
     finally:

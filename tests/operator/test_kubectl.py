@@ -81,9 +81,10 @@ def test_kubectl_apply_get_scale_and_explain(kube, operator):
             "support-agent",
             "--type=merge",
             "-p",
-            '{"spec":{"autoscaling":{"maxReplicas":3}}}',
+            '{"spec":{"autoscaling":{"minReplicas":5,"maxReplicas":3}}}',
         ],
         capture_output=True,
         text=True,
     )
-    assert refused.returncode != 0 and "set replicas or autoscaling, not both" in refused.stderr
+    assert refused.returncode != 0
+    assert "minReplicas must not exceed maxReplicas" in refused.stderr

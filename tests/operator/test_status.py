@@ -59,6 +59,6 @@ def test_an_unobserved_spec_is_pending_and_missing_or_suspended_say_so():
 def test_transition_time_moves_only_when_the_status_changes():
     previous = [{"type": "Ready", "status": "True", "lastTransitionTime": EARLIER}]
     same = condition("Ready", Verdict("True", "Available", "3/3"), 4, previous, NOW)
-    assert same["lastTransitionTime"] == EARLIER and same["observedGeneration"] == 4
+    assert same.last_transition_time == EARLIER and same.observed_generation == 4
     flipped = condition("Ready", Verdict("False", "Unavailable", "0/3"), 4, previous, NOW)
-    assert flipped["lastTransitionTime"] == NOW
+    assert flipped.last_transition_time == NOW
