@@ -56,8 +56,9 @@ class ApiServer:
                 field_manager=manager,
                 force_conflicts=force,
                 _request_timeout=REQUEST_TIMEOUT_S,
+                serializer=_as_dict,
             )
-        result: Manifest = applied.to_dict()
+        result: Manifest = applied
         return result
 
     def apply_status(self, namespace: str, name: str, status: Manifest) -> Manifest:
@@ -76,20 +77,40 @@ class ApiServer:
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
                 _request_timeout=REQUEST_TIMEOUT_S,
+                serializer=_as_dict,
             )
-        result: Manifest = applied.to_dict()
+        result: Manifest = applied
         return result
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Manifest | None:
         with _translated(kind, namespace, name):
             try:
                 found = self._resource(api_version, kind).get(
-                    name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT_S
+                    name=name,
+                    namespace=namespace,
+                    _request_timeout=REQUEST_TIMEOUT_S,
+                    serializer=_as_dict,
                 )
             except NotFoundError:
                 return None
-        result: Manifest = found.to_dict()
+        result: Manifest = found
         return result
+
+    def find(self, api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
+        """The object of that name, or None: a list selecting the name (an absent object is an
+        empty list, not an error, which the client would build a traceback for)."""
+        with _translated(kind, namespace, name):
+            found = self._resource(api_version, kind).get(
+                namespace=namespace,
+                field_selector=f"metadata.name={name}",
+                _request_timeout=REQUEST_TIMEOUT_S,
+                serializer=_as_dict,
+            )
+        items = found.get("items") or []
+        if not items:
+            return None
+        item: Manifest = items[0]
+        return item
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with _translated(kind, namespace, name), contextlib.suppress(NotFoundError):
@@ -123,6 +144,12 @@ class ApiServer:
         with contextlib.suppress(ApiException):  # 409: it exists, which is all we need
             resource.create(body=obj, namespace=obj["metadata"].get("namespace"))
         return True
+
+
+def _as_dict(client: Any, data: Manifest) -> Manifest:
+    """The response as the JSON it is (the client's ResourceInstance wrapping costs more than
+    the request, and reconciliation reads plain dicts)."""
+    return data
 
 
 @contextlib.contextmanager

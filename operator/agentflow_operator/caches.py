@@ -10,7 +10,6 @@ watches with server-side label selectors), reduced to what reconciliation reads.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,7 +29,7 @@ class Observed:
     name: str
     resource_version: str
     owner_uid: str | None  # the controller among its owners
-    our_fields: str  # the operator's applied fields (managedFields), canonical JSON
+    our_fields: Manifest  # the operator's applied fields (its managedFields entry's fieldsV1)
     replicas_owners: frozenset[str] = frozenset()  # who owns spec.replicas
     body: Manifest = field(default_factory=dict, compare=False)  # Deployments and Secrets
 
@@ -43,13 +42,14 @@ class Observed:
         return None if encoded is None else base64.b64decode(encoded).decode(errors="replace")
 
 
-def applied_fields(body: Mapping[str, Any], manager: str = FIELD_MANAGER) -> str:
-    """What ``manager`` applied, as canonical JSON (empty when it applied nothing)."""
+def applied_fields(body: Mapping[str, Any], manager: str = FIELD_MANAGER) -> Manifest:
+    """What ``manager`` applied (its fieldsV1; empty when it applied nothing)."""
     for entry in body.get("metadata", {}).get("managedFields") or []:
         mine = entry.get("manager") == manager and entry.get("operation") == "Apply"
         if mine and not entry.get("subresource"):
-            return json.dumps(entry.get("fieldsV1") or {}, sort_keys=True)
-    return ""
+            fields: Manifest = entry.get("fieldsV1") or {}
+            return fields
+    return {}
 
 
 def _replicas_owners(body: Mapping[str, Any]) -> frozenset[str]:
@@ -74,7 +74,8 @@ def observe(body: Mapping[str, Any], keep_body: bool) -> Observed:
         owner_uid=owner,
         our_fields=applied_fields(body),
         replicas_owners=_replicas_owners(body),
-        body=json.loads(json.dumps(dict(body))) if keep_body else {},
+        # The watch's own copy: each event is parsed afresh and nothing changes it afterwards.
+        body=dict(body) if keep_body else {},
     )
 
 

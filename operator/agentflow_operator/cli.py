@@ -42,6 +42,8 @@ def run(verbose: bool) -> None:
     config = OperatorConfig()
     kopf.configure(verbose=verbose, log_prefix=True)
     logging.getLogger("agentflow_operator").setLevel(config.log_level)
+    if not verbose:  # not a line per watch event ("Handler 'on_owned' succeeded")
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = config.watch_namespaces
     asyncio.run(
         kopf.operator(

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,11 +24,12 @@ import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
-from agentflow_operator.api import GROUP, PLURAL, VERSION, AgentGraphSpec
+from agentflow_operator.api import GROUP, PLURAL, VERSION
 from agentflow_operator.apiserver import ApiServer
 from agentflow_operator.builders import (
     MANAGED_BY,
     WATCHED_LABEL,
+    CheckpointerPlan,
     Graph,
     plan_checkpointer,
     secret_refs,
@@ -36,7 +37,7 @@ from agentflow_operator.builders import (
 from agentflow_operator.caches import Observed, observe, single
 from agentflow_operator.config import OperatorConfig
 from agentflow_operator.errors import ApiUnavailable, Refused
-from agentflow_operator.reconcile import OWNED_KINDS, AppliedMemory, Reconciler
+from agentflow_operator.reconcile import OWNED_KINDS, AppliedMemory, Reconciler, parse
 from agentflow_operator.workqueue import WorkQueue
 
 logger = logging.getLogger("agentflow_operator")
@@ -88,6 +89,7 @@ class Operator:
             self._work, config.workers, config.retry_base_s, config.retry_max_s
         )
         self.status_writes: dict[GraphKey, StatusWrite] = {}  # to tell our echoes
+        self.settled: dict[GraphKey, tuple[Any, ...] | None] = {}  # inputs of rounds at rest
         self._dsn: str | None = None
         self._dsn_error: Refused | None = None
         self._dsn_lock = threading.Lock()
@@ -142,16 +144,33 @@ class Operator:
         found: Iterable[dict[str, Any]] = self.indices["graphs"].get(key) or ()
         return next(iter(found), None)
 
+    def _graphs(self, wanted: Callable[[Graph, CheckpointerPlan], bool]) -> set[GraphKey]:
+        """The graphs (with a readable spec) that ``wanted`` picks, from the cache."""
+        keys = set()
+        for key in list(self.indices["graphs"]):
+            body = self.graph(key)
+            try:
+                graph = parse(body) if body is not None else None
+            except Refused:
+                continue
+            if graph is not None and wanted(graph, plan_checkpointer(graph, self.config)):
+                keys.add(key)
+        return keys
+
     async def _work(self, key: GraphKey) -> bool:
         body = self.graph(key)
         if body is None:
             return True  # deleted meanwhile: nothing to do
         try:
-            outcome = await asyncio.to_thread(self.reconciler.reconcile, body)
-            written = await asyncio.to_thread(self.reconciler.write_status, body, outcome)
+            inputs = self.reconciler.inputs(body)
+            if inputs is not None and self.settled.get(key) == inputs:
+                return True  # exactly as when a round last found nothing to do
+            outcome, written = await asyncio.to_thread(self.reconciler.run, body)
         except ApiUnavailable as failure:
             logger.warning("%s/%s: %s (retrying)", *key, failure.message)
             return False
+        if written is None and not outcome.wrote and outcome.refused is None:
+            self.settled[key] = inputs  # at rest: later rounds with these inputs are skipped
         if written is not None:
             self.status_writes[key] = StatusWrite(
                 written["metadata"]["resourceVersion"], _essence(body)
@@ -163,8 +182,12 @@ class Operator:
         return True
 
     def graphs_reading(self, namespace: str, secret: str) -> set[GraphKey]:
-        readers: Iterable[str] = self.indices["secret_readers"].get((namespace, secret)) or ()
-        return {(namespace, name) for name in readers}
+        return self._graphs(
+            lambda graph, plan: (
+                graph.namespace == namespace
+                and any(ref.name == secret for ref in secret_refs(graph, plan))
+            )
+        )
 
     def start(self) -> None:
         """Start the workers and loops, from kopf's first resource handler: by then its indices
@@ -185,8 +208,22 @@ class Operator:
                 await task
 
     def graphs_using_default_dsn(self) -> set[GraphKey]:
-        using: Iterable[GraphKey] = self.indices["default_dsn_users"].get(True) or ()
-        return set(using)
+        return self._graphs(lambda graph, plan: plan.uses_default_dsn)
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps each object's last handled "essence" to tell changes apart for its change
+    handlers; this operator has none (it reconciles levels, not diffs), so it keeps nothing
+    (kopf's default deep-copies every object of every event for it)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 @kopf.on.startup()
@@ -203,6 +240,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     settings.persistence.consistency_timeout = CONSISTENCY_S
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.peering.name = config.peering
     settings.peering.mandatory = False  # without the peering CRDs, one replica runs alone
     # Peers with equal priorities all freeze: each replica draws its own, the highest acts.
@@ -287,7 +325,7 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 # ---------------------------------------------------------------------- caches (kopf indices)
 
-INDICES = ("graphs", "secret_readers", "default_dsn_users", "owned", "watched_secrets")
+INDICES = ("graphs", "owned", "watched_secrets")
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -296,38 +334,6 @@ def graphs(
 ) -> dict[GraphKey, dict[str, Any]]:
     assert namespace is not None  # AgentGraphs are namespaced
     return {(namespace, name): _plain(body)}
-
-
-def _parsed(spec: kopf.Spec, name: str, namespace: str | None, body: kopf.Body) -> Graph | None:
-    if namespace is None:
-        return None
-    try:
-        parsed = AgentGraphSpec.model_validate(dict(spec))
-    except ValueError:
-        return None
-    return Graph(name, namespace, str(body["metadata"].get("uid", "")), parsed)
-
-
-@kopf.index(GROUP, VERSION, PLURAL)
-def secret_readers(
-    spec: kopf.Spec, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> dict[tuple[str, str], str]:
-    """(namespace, Secret name) -> the graphs whose pods read that Secret."""
-    graph = _parsed(spec, name, namespace, body)
-    if graph is None:
-        return {}
-    plan = plan_checkpointer(graph, memo.operator.config)
-    return {(graph.namespace, ref.name): name for ref in secret_refs(graph, plan)}
-
-
-@kopf.index(GROUP, VERSION, PLURAL)
-def default_dsn_users(
-    spec: kopf.Spec, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> dict[bool, GraphKey]:
-    graph = _parsed(spec, name, namespace, body)
-    if graph is None or not plan_checkpointer(graph, memo.operator.config).uses_default_dsn:
-        return {}
-    return {True: (graph.namespace, name)}
 
 
 @kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
@@ -383,6 +389,7 @@ async def on_graph(
     if event["type"] == "DELETED":
         operator.queue.forget(key)
         operator.status_writes.pop(key, None)
+        operator.settled.pop(key, None)
         for kind in OWNED_KINDS:  # its objects go with it (garbage collection)
             operator.memory.forget((kind, namespace, name))
         return
@@ -439,13 +446,14 @@ async def on_secret(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """A watched Secret changed: the graphs reading it roll their pods; and if it is a DSN copy
-    the operator owns, its graph checks it."""
+    """A watched Secret changed: the graphs reading it roll their pods (a DSN copy the
+    operator owns is read by its own graph only)."""
     if event["type"] is None or namespace is None:
         return
     operator: Operator = memo.operator
     operator.start()
-    for key in operator.graphs_reading(namespace, name):
-        operator.queue.add(key)
     if (body["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY:
         _owner_changed(event, body, memo)
+        return
+    for key in operator.graphs_reading(namespace, name):
+        operator.queue.add(key)

@@ -72,7 +72,7 @@ class Applied:
 
     digest: str
     resource_version: str
-    fields: str
+    fields: Manifest
 
 
 class AppliedMemory:
@@ -108,13 +108,34 @@ class Outcome:
     deployment: Manifest | None
     status: Manifest  # the status to write
     refused: Refused | None = None
+    wrote: bool = False  # applied or deleted an object
 
 
 def digest(obj: Manifest) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+PARSED_KEPT = 4096  # graphs whose parsed spec is kept (a few rounds read each version)
+_parsed: dict[tuple[str, str], Graph | Refused] = {}
+
+
 def parse(body: Manifest) -> Graph:
+    """The graph of an AgentGraph body, or :class:`Refused` (``InvalidSpec``). Each version of
+    a graph is parsed once: the watch, the queue and reconciliation all read it."""
+    meta = body["metadata"]
+    version = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+    found = _parsed.get(version)
+    if found is None:
+        found = _parse(body)
+        if len(_parsed) >= PARSED_KEPT:
+            _parsed.clear()
+        _parsed[version] = found
+    if isinstance(found, Refused):  # a fresh one each time: a raised exception keeps its frames
+        raise Refused(found.reason, found.message)
+    return found
+
+
+def _parse(body: Manifest) -> Graph | Refused:
     meta = body["metadata"]
     try:
         spec = AgentGraphSpec.model_validate(body.get("spec") or {})
@@ -122,7 +143,7 @@ def parse(body: Manifest) -> Graph:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
-        raise Refused("InvalidSpec", f"the spec is invalid: {problems}") from None
+        return Refused("InvalidSpec", f"the spec is invalid: {problems}")
     return Graph(meta["name"], meta["namespace"], meta["uid"], spec, int(meta.get("generation", 1)))
 
 
@@ -140,22 +161,48 @@ class Reconciler:
         if LEGACY_FINALIZER in (body["metadata"].get("finalizers") or []):
             self.api.remove_finalizer(body, LEGACY_FINALIZER)
         deployment = self._cached_deployment(body)
+        wrote = False
         try:
             graph = self._checked(body)
             desired = self._desired(graph)
             for obj in desired.objects:
                 live = self._sync(graph, obj, desired)
+                wrote = wrote or live is not None
                 if live is not None and live["kind"] == "Deployment":
-                    deployment = live or deployment
-            self._prune(graph, {str(obj.kind) for obj in desired.objects})
+                    deployment = live
+            wrote = self._prune(graph, {str(obj.kind) for obj in desired.objects}) or wrote
         except Refused as refusal:
             accepted = Verdict("False", refusal.reason, refusal.message)
-            return Outcome(accepted, deployment, self._status(body, accepted, deployment), refusal)
+            status = self._status(body, accepted, deployment)
+            return Outcome(accepted, deployment, status, refusal, wrote)
         message = "; ".join(
             ["the Deployment, Service and their companions are in place", *desired.notices]
         )
         accepted = Verdict("True", "Reconciled", message)
-        return Outcome(accepted, deployment, self._status(body, accepted, deployment))
+        return Outcome(accepted, deployment, self._status(body, accepted, deployment), None, wrote)
+
+    def inputs(self, body: Manifest) -> tuple[Any, ...] | None:
+        """Everything a reconcile of ``body`` reads, as versions: when they are those of a
+        round that found nothing to do, this round has nothing to do either (so a resync of
+        a graph at rest costs no more than these lookups). None when they cannot be told."""
+        try:
+            graph = parse(body)
+        except Refused:
+            return None
+        plan = plan_checkpointer(graph, self.config)
+        owned = []
+        for kind, (_, role) in OWNED_KINDS.items():
+            live = self.world.owned(kind, graph.namespace, names(graph)[role])
+            owned.append(None if live is None else live.resource_version)
+        secrets = []
+        for ref in secret_refs(graph, plan):
+            secret = self.world.secret(graph.namespace, ref.name)
+            secrets.append(None if secret is None else secret.resource_version)
+        try:
+            dsn = self.world.default_dsn() if plan.uses_default_dsn else None
+        except Refused:
+            return None  # the reconcile reports it
+        return (body["metadata"].get("resourceVersion"), *owned, *secrets, dsn)
 
     def _checked(self, body: Manifest) -> Graph:
         graph = parse(body)
@@ -198,7 +245,7 @@ class Reconciler:
 
     def _unreadable(self, namespace: str, name: str) -> Refused:
         """Why a Secret is not in the cache: absent, or not labelled for the operator."""
-        if self.api.get("v1", "Secret", namespace, name) is None:
+        if self.api.find("v1", "Secret", namespace, name) is None:
             return Refused("SecretNotFound", f"Secret {namespace}/{name} does not exist")
         return Refused(
             "SecretNotWatched",
@@ -243,7 +290,7 @@ class Reconciler:
         """Before the first apply of an object the caches do not hold: is the name taken by an
         object the graph does not own? (Applying would merge into it and take it over.)"""
         meta = body["metadata"]
-        existing = self.api.get(body["apiVersion"], body["kind"], graph.namespace, meta["name"])
+        existing = self.api.find(body["apiVersion"], body["kind"], graph.namespace, meta["name"])
         if existing is None:
             return
         owners = existing["metadata"].get("ownerReferences") or []
@@ -277,10 +324,11 @@ class Reconciler:
         }
         self.api.apply(handover, manager=HANDOVER_MANAGER, force=True)
 
-    def _prune(self, graph: Graph, wanted: set[str]) -> None:
+    def _prune(self, graph: Graph, wanted: set[str]) -> bool:
         """Delete what the graph owns and no longer wants: what the caches show, and what the
         operator applied itself (its own apply may not have reached the caches yet, and its
-        echo is not a reason to look again)."""
+        echo is not a reason to look again). Whether it deleted anything."""
+        deleted = False
         for kind, (api_version, role) in OWNED_KINDS.items():
             if kind in wanted:
                 continue
@@ -291,6 +339,8 @@ class Reconciler:
                 logger.info("deleting %s %s/%s: no longer wanted", *key)
                 self.api.delete(api_version, kind, graph.namespace, key[2])
                 self.memory.forget(key)
+                deleted = True
+        return deleted
 
     def _cached_deployment(self, body: Manifest) -> Manifest | None:
         meta = body["metadata"]
@@ -322,6 +372,12 @@ class Reconciler:
         )
         result: Manifest = status.model_dump(by_alias=True, exclude_none=True)
         return result
+
+    def run(self, body: Manifest) -> tuple[Outcome, Manifest | None]:
+        """One round: reconcile, then write the status; the outcome and the graph as written
+        (None when the status said nothing new)."""
+        outcome = self.reconcile(body)
+        return outcome, self.write_status(body, outcome)
 
     def write_status(self, body: Manifest, outcome: Outcome) -> Manifest | None:
         """Apply the outcome's status if it says something new; the graph as written."""

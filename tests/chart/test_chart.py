@@ -105,6 +105,15 @@ def test_rbac_modes():
     ]
 
 
+def test_secrets_are_only_read_unless_the_operator_copies_the_shared_dsn():
+    def secret_verbs(mode: str, *values: str) -> set[str]:
+        rules = [r for o in render(mode, *values) if o["kind"] == "ClusterRole" for r in o["rules"]]
+        return {v for r in rules if "secrets" in r.get("resources", []) for v in r["verbs"]}
+
+    assert secret_verbs("cluster") == {"get", "list", "watch"}
+    assert {"create", "patch", "delete"} <= secret_verbs("shared-postgres")
+
+
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [

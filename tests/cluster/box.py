@@ -70,11 +70,15 @@ class ClusterInABox:
         for proxy in self.proxies.values():
             proxy.stop()
         self.nodes.stop()
+        self.stop_operator()
+        self.api.close()
+        self.emulator.stop()
+
+    def stop_operator(self) -> None:
+        """Stop the operator (as an uninstall or a crash loop would), leaving the rest running."""
         if self.operator.poll() is None:
             self.operator.send_signal(signal.SIGTERM)
             self.operator.wait(30)
-        self.api.close()
-        self.emulator.stop()
 
     def __enter__(self) -> ClusterInABox:
         return self.start()

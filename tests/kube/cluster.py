@@ -50,6 +50,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from tests.kube import builtins, fieldmanager
@@ -63,7 +64,6 @@ from tests.kube.schemas import (
     decode,
     object_meta,
     problems,
-    unknown_fields,
 )
 from tests.kube.selectors import SelectorError, field_matcher, label_matcher
 from tests.kube.validation import apply_defaults, crd_problems, validate
@@ -130,6 +130,7 @@ class ResourceType:
         """How error messages name the kind: ``Deployment.apps``, ``Service``."""
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
+    @cached_property
     def object_schema(self) -> Schema | None:
         """The schema writes are checked against (metadata is always upstream's ObjectMeta)."""
         if self.schema is None:
@@ -322,6 +323,7 @@ class Cluster:
         self._reactions: deque[WatchEvent] = deque()
         self._reacting = False
         self._sweeping: set[str] = set()
+        self.owned: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
         self._ips = (str(ip) for ip in itertools.islice(SERVICE_RANGE.hosts(), 10, None))
         self._node_ports = iter(NODE_PORTS)
         for namespace in ("default", "kube-system"):
@@ -345,6 +347,11 @@ class Cluster:
 
     def _bucket(self, rtype: ResourceType) -> dict[tuple[str, str], Obj]:
         return self.objects.setdefault(rtype.key, {})
+
+    def stored(self, rtype: ResourceType, namespace: str) -> Iterator[Obj]:
+        """The objects of a namespace, as stored (read them, never change them: every write
+        stores a new object, so what watches, history and callers hold stays as it was)."""
+        return (obj for (ns, _), obj in self._bucket(rtype).items() if ns == namespace)
 
     def _key(self, rtype: ResourceType, namespace: str | None, name: str) -> tuple[str, str]:
         return (namespace or "" if rtype.namespaced else "", name)
@@ -380,7 +387,14 @@ class Cluster:
             raise ApiError(400, "BadRequest", str(error)) from None
         after = _decode_continue(cont) if cont else None
         found: list[Obj] = []
-        for key, obj in sorted(self._bucket(rtype).items()):
+        bucket = self._bucket(rtype)
+        named = _single_name(fields)
+        if named is not None and (namespace or not rtype.namespaced):  # one object at most
+            key = self._key(rtype, namespace, named)
+            candidates = [(key, bucket[key])] if key in bucket else []
+        else:
+            candidates = sorted(bucket.items())
+        for key, obj in candidates:
             if after is not None and list(key) <= after:
                 continue
             if (
@@ -392,13 +406,13 @@ class Cluster:
                     last = found[-1]["metadata"]
                     token = [last.get("namespace", "") if rtype.namespaced else "", last["name"]]
                     return found, _encode_continue(token)
-                found.append(copy.deepcopy(obj))
+                found.append(obj)
         return found, ""
 
     # ------------------------------------------------------------------ watches
 
     def _emit(self, kind: str, rtype: ResourceType, obj: Obj, old: Obj | None = None) -> None:
-        event = WatchEvent(self.rv, kind, rtype, copy.deepcopy(obj), old)
+        event = WatchEvent(self.rv, kind, rtype, obj, old)
         self.history.append(event)
         for watcher in list(self.watchers):
             seen = watcher.sees(event)
@@ -607,8 +621,9 @@ class Cluster:
                 f"the name in the URL ({name})",
             )
         meta["name"] = name
-        schema = rtype.object_schema() or Schema()
-        unknown = unknown_fields(_spec_and_status(config), schema)
+        schema = rtype.object_schema or Schema()
+        unknown: list[str] = []
+        decode(_spec_and_status(config), schema, not rtype.custom, unknown)
         if unknown:
             raise invalid(rtype, name, [f".{f}: field not declared in schema" for f in unknown])
         current = self.find(rtype, namespace, name)
@@ -696,8 +711,7 @@ class Cluster:
         """Decode, default, manage fields, validate, admit and store one write."""
         new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
         meta = new.setdefault("metadata", {})
-        name = meta.get("name", "")
-        schema = rtype.object_schema()
+        schema = rtype.object_schema
         if schema is not None:
             self._decode(rtype, new, schema, caller.validation)
             meta = new["metadata"]
@@ -716,25 +730,25 @@ class Cluster:
                 generation += 1
             meta["generation"] = generation
             if _unchanged(new, old):
-                return copy.deepcopy(old)  # a write that changes nothing: no new version
+                return old  # a write that changes nothing: no new version
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 return self._remove(rtype, old)
         else:
             meta["generation"] = 1
         self._stamp(new)
-        self._bucket(rtype)[self._key(rtype, meta.get("namespace"), name)] = new
+        self._store(rtype, new, old)
         if rtype.kind == "CustomResourceDefinition":
             self._register(new)
         self._emit("ADDED" if old is None else "MODIFIED", rtype, new, old)
-        return copy.deepcopy(new)
+        return new
 
     def _decode(self, rtype: ResourceType, obj: Obj, schema: Schema, validation: str) -> None:
         body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
-        unknown = unknown_fields(body, schema)
+        unknown: list[str] = []
+        decoded = decode(body, schema, not rtype.custom, unknown)
         if unknown and validation == "Strict":
             fields = ", ".join(f'unknown field "{f}"' for f in unknown)
             raise ApiError(400, "BadRequest", f"strict decoding error: {fields}")
-        decoded = decode(body, schema, go_types=not rtype.custom)
         obj.clear()
         obj.update({"apiVersion": rtype.api_version, "kind": rtype.kind, **decoded})
         obj.setdefault("metadata", {})
@@ -780,7 +794,7 @@ class Cluster:
                 rtype.schema,
             )
         else:
-            schema_problems = problems(obj)
+            schema_problems = problems(obj, rtype.object_schema or Schema())
             decoding = [p for p in schema_problems if p.decoding]
             if decoding:
                 first = decoding[0]
@@ -790,7 +804,12 @@ class Cluster:
                     f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
                     f"{rtype.kind}: {first.path}: {first.message}",
                 )
-            errors = [f"{p.path}: Invalid value: {p.message}" for p in schema_problems]
+            errors = [
+                f"{p.path}: {p.message}"
+                if p.message.startswith("Required")
+                else f"{p.path}: Invalid value: {p.message}"
+                for p in schema_problems
+            ]
             try:
                 errors += builtins.validate(obj, old)
             except builtins.DecodeError as error:
@@ -911,25 +930,26 @@ class Cluster:
         meta = current["metadata"]
         if rtype.kind == "Namespace" or meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
-                return copy.deepcopy(current)
+                return current
             updated = copy.deepcopy(current)
             updated["metadata"]["deletionTimestamp"] = now()
             updated["metadata"]["deletionGracePeriodSeconds"] = 0
             if rtype.kind == "Namespace":
                 updated.setdefault("status", {})["phase"] = "Terminating"
             self._stamp(updated)
-            self._bucket(rtype)[self._key(rtype, namespace, name)] = updated
+            self._store(rtype, updated, current)
             self._emit("MODIFIED", rtype, updated, current)
             if rtype.kind == "Namespace":
                 self._sweep(name)
-                return copy.deepcopy(self.find(rtype, None, name) or updated)
-            return copy.deepcopy(updated)
+                return self.find(rtype, None, name) or updated
+            return updated
         return self._remove(rtype, current)
 
     def _remove(self, rtype: ResourceType, current: Obj) -> Obj:
         meta = current["metadata"]
         del self._bucket(rtype)[self._key(rtype, meta.get("namespace"), meta["name"])]
-        gone = copy.deepcopy(current)
+        self._index_owners(rtype, None, current)
+        gone = {**current, "metadata": dict(current["metadata"])}
         self._stamp(gone)
         self._emit("DELETED", rtype, gone)
         if rtype.kind == "CustomResourceDefinition":
@@ -972,18 +992,35 @@ class Cluster:
                 if ns == namespace:
                     yield rtype, obj
 
-    def _dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
-        return [
-            (self.types[key], obj)
-            for key, bucket in list(self.objects.items())
-            if key in self.types
-            for obj in list(bucket.values())
-            if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
-        ]
+    def _store(self, rtype: ResourceType, obj: Obj, old: Obj | None) -> None:
+        meta = obj["metadata"]
+        self._bucket(rtype)[self._key(rtype, meta.get("namespace"), meta["name"])] = obj
+        self._index_owners(rtype, obj, old)
+
+    def _index_owners(self, rtype: ResourceType, obj: Obj | None, old: Obj | None) -> None:
+        """Keep ``owned``: owner uid -> its dependents (the garbage collector's graph)."""
+        for before in (old or {}).get("metadata", {}).get("ownerReferences") or []:
+            self.owned.get(before.get("uid"), set()).discard(self._ref(rtype, old))
+        for ref in (obj or {}).get("metadata", {}).get("ownerReferences") or []:
+            self.owned.setdefault(ref.get("uid"), set()).add(self._ref(rtype, obj))
+
+    def _ref(self, rtype: ResourceType, obj: Obj | None) -> tuple[tuple[str, str], str, str]:
+        meta = (obj or {})["metadata"]
+        return (rtype.key, meta.get("namespace", ""), meta["name"])
+
+    def dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
+        """The objects with an owner reference to ``uid``, as stored."""
+        found = []
+        for key, namespace, name in list(self.owned.get(uid, ())):
+            rtype = self.types.get(key)
+            obj = self.find(rtype, namespace, name) if rtype else None
+            if rtype is not None and obj is not None:
+                found.append((rtype, obj))
+        return found
 
     def _collect_garbage(self, uid: str) -> None:
         """Background deletion: dependents whose every owner is gone are deleted too."""
-        for rtype, obj in self._dependents(uid):
+        for rtype, obj in self.dependents(uid):
             others = [ref for ref in obj["metadata"]["ownerReferences"] if ref.get("uid") != uid]
             meta = obj["metadata"]
             if not any(self._exists(ref["uid"]) for ref in others) and self.find(
@@ -992,7 +1029,7 @@ class Cluster:
                 self.delete(rtype, meta.get("namespace"), meta["name"])
 
     def _orphan(self, uid: str) -> None:
-        for rtype, obj in self._dependents(uid):
+        for rtype, obj in self.dependents(uid):
             updated = copy.deepcopy(obj)
             updated["metadata"]["ownerReferences"] = [
                 ref for ref in obj["metadata"]["ownerReferences"] if ref.get("uid") != uid
@@ -1038,6 +1075,15 @@ class Cluster:
         key = (crd["spec"]["group"], crd["spec"]["names"]["plural"])
         self.types.pop(key, None)
         self.objects.pop(key, None)
+
+
+def _single_name(fields: str | None) -> str | None:
+    """The name a field selector pins down (``metadata.name=x``), if that is all it says."""
+    if fields and "," not in fields and "!" not in fields:
+        key, _, value = fields.replace("==", "=").partition("=")
+        if key.strip() == "metadata.name":
+            return value.strip()
+    return None
 
 
 def _spec_and_status(config: Obj) -> Obj:

@@ -49,9 +49,8 @@ class Controllers:
         if kind == "Deployment" and event.type != "DELETED":
             self.sync_deployment(namespace, meta["name"])
         if kind == "Deployment":
-            for hpa in self.cluster.list_objects(
-                self._type("autoscaling", "horizontalpodautoscalers"), namespace
-            )[0]:
+            hpas = self._type("autoscaling", "horizontalpodautoscalers")
+            for hpa in list(self.cluster.stored(hpas, namespace)):
                 if (hpa["spec"].get("scaleTargetRef") or {}).get("name") == meta["name"]:
                     self.sync_hpa(namespace, hpa["metadata"]["name"])
         if kind == "HorizontalPodAutoscaler" and event.type != "DELETED":
@@ -79,11 +78,7 @@ class Controllers:
         template = spec["template"]
         current = template_hash(template)
         uid = deployment["metadata"]["uid"]
-        owned = [
-            rs
-            for rs in cluster.list_objects(replicasets, namespace)[0]
-            if any(r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or [])
-        ]
+        owned = [rs for rtype, rs in cluster.dependents(uid) if rtype is replicasets]
         revisions = [
             int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")) for rs in owned
         ]

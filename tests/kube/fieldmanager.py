@@ -64,12 +64,19 @@ class Entry:
     subresource: str = ""
     time: str = ""
     fields: set[Path] = field(default_factory=set)
+    stored: Obj | None = None  # the JSON it was read from, reused while nothing changed
+    stored_fields: frozenset[Path] = frozenset()
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.manager, self.operation, self.subresource)
 
     def to_json(self) -> Obj:
+        unchanged = self.fields == self.stored_fields and self.time == (self.stored or {}).get(
+            "time"
+        )
+        if self.stored is not None and unchanged:
+            return self.stored
         entry: Obj = {
             "manager": self.manager,
             "operation": self.operation,
@@ -84,13 +91,16 @@ class Entry:
 
     @staticmethod
     def from_json(entry: Obj) -> Entry:
+        fields = decode(entry.get("fieldsV1") or {})
         return Entry(
             entry["manager"],
             entry["operation"],
             entry.get("apiVersion", ""),
             entry.get("subresource", ""),
             entry.get("time", ""),
-            decode(entry.get("fieldsV1") or {}),
+            fields,
+            entry,
+            frozenset(fields),
         )
 
 
@@ -170,14 +180,16 @@ def _item_element(item: Any, schema: Schema, path: Path) -> str:
     return "k:" + json.dumps(keys, separators=(",", ":"), sort_keys=True)
 
 
-def field_set(value: Any, schema: Schema, path: Path = (), strict: bool = False) -> set[Path]:
-    """The fields ``value`` sets, as structured-merge-diff's ToFieldSet counts them: leaves,
-    atomic values, list items, and map entries that are null, empty, or free keys. ``strict``
-    (an applied configuration) refuses two items with the same key."""
-    found: set[Path] = set()
+def field_values(
+    value: Any, schema: Schema, path: Path = (), strict: bool = False
+) -> dict[Path, Any]:
+    """The fields ``value`` sets, as structured-merge-diff's ToFieldSet counts them (leaves,
+    atomic values, list items, and map entries that are null, empty, or free keys), each with
+    its value. ``strict`` (an applied configuration) refuses two items with the same key."""
+    found: dict[Path, Any] = {}
     if isinstance(value, list):
         if schema.list_type == "atomic":
-            return {path}
+            return {path: value}
         for item in value:
             item_path = (*path, _item_element(item, schema, path))
             if strict and item_path in found:
@@ -186,16 +198,21 @@ def field_set(value: Any, schema: Schema, path: Path = (), strict: bool = False)
                     "Invalid",
                     f"{_dotted(path)}: duplicate entries for key {_key_text(item_path[-1])}",
                 )
-            found |= field_set(item, schema.items(), item_path, strict) | {item_path}
+            found.update(field_values(item, schema.items(), item_path, strict))
+            found[item_path] = item
         return found
     if isinstance(value, dict) and not schema.atomic and not schema.scalar_union:
         for name, child in value.items():
             child_path = (*path, f"f:{name}")
-            found |= field_set(child, schema.field(name), child_path, strict)
+            found.update(field_values(child, schema.field(name), child_path, strict))
             if child is None or child == {} or not schema.declares(name):
-                found.add(child_path)
+                found[child_path] = child
         return found
-    return {path}
+    return {path: value}
+
+
+def field_set(value: Any, schema: Schema, strict: bool = False) -> set[Path]:
+    return set(field_values(value, schema, (), strict))
 
 
 def _scoped(paths: set[Path], subresource: str) -> set[Path]:
@@ -256,16 +273,12 @@ def value_at(obj: Any, path: Path, schema: Schema) -> Any:
     return obj
 
 
-def _changes(before: Any, after: Any, paths: set[Path], schema: Schema) -> set[Path]:
-    """The paths among ``paths`` (those of ``after``) that are new or hold a new value; a path
-    with members below it changes only through them."""
-    known = field_set(before, schema) if before is not None else set()
+def _changes(before: dict[Path, Any], after: dict[Path, Any], paths: set[Path]) -> set[Path]:
+    """The paths among ``paths`` that are new in ``after`` or hold a new value there (field
+    values of both sides); a path with members below it changes only through them."""
     prefixes = {p[:i] for p in paths for i in range(len(p))}
     return {
-        p
-        for p in paths
-        if p not in known
-        or (p not in prefixes and value_at(before, p, schema) != value_at(after, p, schema))
+        p for p in paths if p not in before or (p not in prefixes and before[p] != after.get(p))
     }
 
 
@@ -358,7 +371,7 @@ def apply(
     base = copy.deepcopy(live) if live is not None else {}
     base.get("metadata", {}).pop("managedFields", None)
     merged = merge(base, config, schema)
-    changed = _changes(base, merged, applied, schema)
+    changed = _changes(field_values(base, schema), field_values(merged, schema), applied)
     others = [e for e in found if e.key != mine.key]
     conflicts = sorted((e.manager, e.subresource, p) for e in others for p in e.fields & changed)
     if conflicts and not force:
@@ -396,14 +409,16 @@ def update(
     """Record in ``new`` (in place) that ``manager`` made every change from ``old``: it owns
     what it added or changed; nobody owns what it removed."""
     api_version = new.get("apiVersion", "")
-    before = copy.deepcopy(old) if old is not None else None
+    before = old
     after = {
         **new,
         "metadata": {k: v for k, v in new.get("metadata", {}).items() if k != "managedFields"},
     }
-    now_set = _scoped(field_set(after, schema), subresource)
-    old_set = _scoped(field_set(before, schema), subresource) if before is not None else set()
-    changed = _changes(before, after, now_set, schema)
+    after_values = field_values(after, schema)
+    before_values = field_values(before, schema) if before is not None else {}
+    now_set = _scoped(set(after_values), subresource)
+    old_set = _scoped(set(before_values), subresource)
+    changed = _changes(before_values, after_values, now_set)
     removed = old_set - now_set
     found = entries(old)
     mine = next(

@@ -12,13 +12,11 @@ them: objects merge key by key, lists are atomic.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
-
-import jsonschema
-from referencing import Registry, Resource
 
 Obj = dict[str, Any]
 
@@ -33,13 +31,17 @@ KEY_DEFAULTS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Schema:
-    """One node of a schema. ``name`` is the upstream definition it came from, if any."""
+    """One node of a schema. ``name`` is the upstream definition it came from, if any.
+
+    Schemas are walked for every field of every write, so each node's children are looked up
+    once and kept (schemas never change once loaded)."""
 
     node: Obj = field(default_factory=dict)
-    defs: Obj = field(default_factory=dict, repr=False, compare=False)
+    defs: Obj = field(default_factory=dict, repr=False)
     name: str = ""
+    _children: dict[str, Schema] = field(default_factory=dict, repr=False)
 
     @staticmethod
     def at(node: Obj, defs: Obj, name: str = "") -> Schema:
@@ -55,47 +57,53 @@ class Schema:
     def _child(self, node: Obj) -> Schema:
         return Schema.at(node, self.defs)
 
+    def _cached(self, key: str, make: Callable[[], Schema]) -> Schema:
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = make()
+        return found
+
     # ------------------------------------------------------------------ shape
 
-    @property
+    @cached_property
     def types(self) -> set[str]:
         kind = self.node.get("type")
         names = {kind} if isinstance(kind, str) else set(kind or [])
         return names - {"null"}
 
-    @property
+    @cached_property
     def untyped(self) -> bool:
         """Nothing is known of values here (preserve-unknown-fields, or no schema at all)."""
         return self.node.get("x-kubernetes-preserve-unknown-fields") is True or not (
             self.types or self.scalar_union
         )
 
-    @property
+    @cached_property
     def scalar_union(self) -> bool:
         """int-or-string (and Quantity): a scalar, whatever JSON type it arrives as."""
         return bool(self.node.get("x-kubernetes-int-or-string") or self.node.get("oneOf"))
 
-    @property
+    @cached_property
     def is_map(self) -> bool:
         """A map of free keys (labels, resource lists), as opposed to a struct of fields."""
         return isinstance(self.node.get("additionalProperties"), dict) and not self.node.get(
             "properties"
         )
 
-    @property
+    @cached_property
     def atomic(self) -> bool:
         """A struct or map replaced as a whole by server-side apply."""
         return self.node.get("x-kubernetes-map-type") == "atomic"
 
-    @property
+    @cached_property
     def list_type(self) -> str:
         return str(self.node.get("x-kubernetes-list-type") or "atomic")
 
-    @property
+    @cached_property
     def map_keys(self) -> tuple[str, ...]:
         return tuple(self.node.get("x-kubernetes-list-map-keys") or ())
 
-    @property
+    @cached_property
     def nullable(self) -> bool:
         return bool(self.node.get("nullable")) or "null" in (self.node.get("type") or [])
 
@@ -104,6 +112,9 @@ class Schema:
 
     def field(self, name: str) -> Schema:
         """The schema of ``name`` in an object of this type (untyped when unknown)."""
+        return self._cached("f:" + name, lambda: self._field(name))
+
+    def _field(self, name: str) -> Schema:
         properties = self.node.get("properties") or {}
         if name in properties:
             return self._child(properties[name])
@@ -111,14 +122,21 @@ class Schema:
         return self._child(extra) if isinstance(extra, dict) else Schema()
 
     def items(self) -> Schema:
-        items = self.node.get("items")
-        return self._child(items) if isinstance(items, dict) else Schema()
+        def make() -> Schema:
+            items = self.node.get("items")
+            return self._child(items) if isinstance(items, dict) else Schema()
+
+        return self._cached("[]", make)
+
+    def knows_fields(self) -> bool:
+        return self._knows_fields
 
     def key_defaults(self) -> Obj:
         """Defaults of the key fields of this associative list's items."""
         return KEY_DEFAULTS.get(self.items().name, {})
 
-    def knows_fields(self) -> bool:
+    @cached_property
+    def _knows_fields(self) -> bool:
         """Whether keys outside ``properties`` are unknown fields (pruned, or refused in strict
         mode), as opposed to map entries or preserved unknowns."""
         return (
@@ -154,28 +172,16 @@ def _top(api_version: str, kind: str) -> Obj | None:
     return top
 
 
+@cache
 def builtin(api_version: str, kind: str) -> Schema | None:
     """The upstream schema of a built-in kind, or None when kubernetes-validate has none."""
     top = _top(api_version, kind)
     return None if top is None else Schema(top, _upstream()["$defs"], kind)
 
 
+@cache
 def object_meta() -> Schema:
     return Schema.at({"$ref": f"#/$defs/{OBJECT_META}"}, _upstream()["$defs"])
-
-
-@cache
-def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
-    top = _top(api_version, kind)
-    if top is None:
-        return None
-    definitions = _upstream()
-    registry: Registry[Any] = Registry().with_resource(
-        definitions["$id"], Resource.from_contents(definitions)
-    )
-    cls = jsonschema.validators.validator_for(top)
-    validator: jsonschema.protocols.Validator = cls(top, registry=registry)
-    return validator
 
 
 @dataclass(frozen=True)
@@ -185,58 +191,84 @@ class SchemaProblem:
     decoding: bool  # a wrong JSON type: the API server cannot even decode the object (400)
 
 
-def problems(obj: Obj) -> list[SchemaProblem]:
-    """What the upstream schema of a built-in kind says of ``obj`` (types, required fields,
-    enums); unknown fields are not problems here (see :func:`unknown_fields`)."""
-    validator = _validator(obj.get("apiVersion", ""), obj.get("kind", ""))
-    if validator is None:
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def _has_type(value: Any, names: set[str]) -> bool:
+    if isinstance(value, bool):  # a JSON boolean is no integer
+        return "boolean" in names
+    return any(isinstance(value, _JSON_TYPES[name]) for name in names if name in _JSON_TYPES)
+
+
+def problems(value: Any, schema: Schema, path: str = "") -> list[SchemaProblem]:
+    """What a schema says of a decoded value: JSON types (a mismatch is a decoding error, 400),
+    required fields and enums (422). Unknown fields are :func:`decode`'s business."""
+    where = path or "<root>"
+    if value is None:
         return []
-    found = []
-    for error in validator.iter_errors(obj):
-        path = ".".join(str(p) for p in error.absolute_path) or "<root>"
-        found.append(SchemaProblem(path, error.message, error.validator in ("type", "oneOf")))
+    if schema.scalar_union:
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+            return [SchemaProblem(where, f"{value!r} is not a string or a number", True)]
+        return []
+    if schema.types and not _has_type(value, schema.types):
+        wanted = " or ".join(sorted(schema.types))
+        return [SchemaProblem(where, f"{json.dumps(value)[:60]} is not of type {wanted}", True)]
+    found: list[SchemaProblem] = []
+    if "enum" in schema.node and value not in schema.node["enum"]:
+        found.append(SchemaProblem(where, f"{value!r} is not one of {schema.node['enum']}", False))
+    if isinstance(value, dict):
+        for name in schema.node.get("required") or ():
+            if name not in value:
+                found.append(SchemaProblem(f"{path}.{name}".lstrip("."), "Required value", False))
+        for name, child in value.items():
+            if schema.knows_fields() and not schema.declares(name):
+                continue  # an unknown field: decoding drops it, strict validation refuses it
+            found += problems(child, schema.field(name), f"{path}.{name}".lstrip("."))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += problems(item, schema.items(), f"{path}[{index}]")
     return found
 
 
 # ---------------------------------------------------------------------- decoding
 
 
-def unknown_fields(value: Any, schema: Schema, path: str = "") -> list[str]:
-    """Fields the schema does not declare: what fieldValidation=Strict refuses and decoding
-    (or pruning, for custom resources) drops."""
-    found: list[str] = []
-    if isinstance(value, dict):
-        for name, child in value.items():
-            where = f"{path}.{name}" if path else name
-            if schema.knows_fields() and not schema.declares(name):
-                found.append(where)
-            else:
-                found += unknown_fields(child, schema.field(name), where)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += unknown_fields(item, schema.items(), f"{path}[{index}]")
-    return found
-
-
-def decode(value: Any, schema: Schema, go_types: bool) -> Any:
-    """The value as the API server stores it: unknown fields dropped, nulls of non-nullable
-    fields dropped (as if absent), and for built-in (Go) types, empty maps and lists omitted
-    (``omitempty``) while empty structs stay."""
+def decode(
+    value: Any, schema: Schema, go_types: bool, unknown: list[str] | None = None, path: str = ""
+) -> Any:
+    """The value as the API server stores it: unknown fields dropped (and their paths added to
+    ``unknown``), nulls of non-nullable fields dropped (as if absent), and for built-in (Go)
+    types, empty maps and lists omitted (``omitempty``) while empty structs stay."""
     if isinstance(value, dict):
         decoded = {}
+        knows = schema.knows_fields()
         for name, child in value.items():
-            if schema.knows_fields() and not schema.declares(name):
+            where = f"{path}.{name}" if path else name
+            if knows and not schema.declares(name):
+                if unknown is not None:
+                    unknown.append(where)
                 continue
             inner = schema.field(name)
             if child is None and not inner.nullable and not schema.is_map:
                 continue
-            child = decode(child, inner, go_types)
+            child = decode(child, inner, go_types, unknown, where)
             if go_types and _omitted_when_empty(child, inner):
                 continue
             decoded[name] = child
         return decoded
     if isinstance(value, list):
-        return [decode(item, schema.items(), go_types) for item in value]
+        items = schema.items()
+        return [
+            decode(item, items, go_types, unknown, f"{path}[{index}]")
+            for index, item in enumerate(value)
+        ]
     return value
 
 

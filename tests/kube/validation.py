@@ -75,7 +75,10 @@ def _cel_errors(value: Any, schema: Schema, path: str) -> list[str]:
         result = _program(check["rule"]).evaluate({"self": json_to_cel(value)})
         if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and result):
             # As the API server words it: `spec.x: Invalid value: "object": <message>`.
-            shown = {dict: '"object"', list: '"array"'}.get(type(value)) or json.dumps(value)
+            if isinstance(value, dict | list):
+                shown = '"object"' if isinstance(value, dict) else '"array"'
+            else:
+                shown = json.dumps(value)
             message = check.get("message", f"failed rule: {check['rule']}")
             errors.append(f"{path.lstrip('.') or '<nil>'}: Invalid value: {shown}: {message}")
     if isinstance(value, dict):
@@ -88,9 +91,22 @@ def _cel_errors(value: Any, schema: Schema, path: str) -> list[str]:
     return errors
 
 
+_validators: dict[int, tuple[Schema, Any]] = {}  # id -> (the schema, kept alive; its validator)
+
+
+def _validator(schema: Schema) -> Any:
+    """One validator per schema: CRD schemas do not change while their type is served."""
+    found = _validators.get(id(schema))
+    if found is None or found[0] is not schema:
+        if len(_validators) >= 64:  # tests build many schemas: keep the latest few
+            _validators.clear()
+        found = _validators[id(schema)] = (schema, jsonschema.Draft7Validator(_json_schema(schema)))
+    return found[1]
+
+
 def validate(obj: dict[str, Any], schema: Schema) -> list[str]:
     """Problems with ``obj`` (already defaulted), as the API server words them."""
-    validator = jsonschema.Draft7Validator(_json_schema(schema))
+    validator = _validator(schema)
     errors = [
         f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
         for error in validator.iter_errors(obj)

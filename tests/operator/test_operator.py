@@ -348,3 +348,34 @@ def test_a_converged_graph_is_left_alone(kube, operator):
         for v, plural in kinds
     }
     assert after == before
+
+
+def test_watches_and_lists_select_on_the_server_and_come_in_pages(kube, operator):
+    """No Secret or Deployment but those the operator owns or was given ever streams into it."""
+    jwt_secret(kube)
+    kube.create(graph(), "agentgraphs")
+    eventually(lambda: condition(kube, "support-agent", "Accepted"), what="Accepted")
+    mine = [
+        r
+        for r in kube.server.emulator.requests
+        if r.method == "GET" and not r.user_agent.startswith("python-httpx")
+    ]
+    for plural in (
+        "secrets",
+        "deployments",
+        "services",
+        "horizontalpodautoscalers",
+        "poddisruptionbudgets",
+    ):
+        collection = [r for r in mine if r.path.endswith(f"/{plural}")]
+        assert collection, f"no list or watch of {plural}"
+        # Either the watch and its lists, by label, or a look-up of one name.
+        by_name = [
+            r for r in collection if r.query.get("fieldSelector", "").startswith("metadata.name=")
+        ]
+        by_label = [r for r in collection if r not in by_name]
+        assert by_label and all(r.query.get("labelSelector") for r in by_label), by_label
+        lists = [r for r in by_label if r.query.get("watch") not in ("true", "1")]
+        assert all(r.query.get("limit") for r in lists), lists
+    secrets = next(r for r in mine if r.path.endswith("/secrets"))
+    assert secrets.query["labelSelector"] == "agentflow.dev/watched=true"

@@ -6,12 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import free_port
 from tests.operator.conftest import Kube, eventually
 from tests.operator.test_operator import graph, jwt_secret
 
 
 def start_operator(log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AGENTFLOW_OPERATOR_DEFAULT_DSN_SECRET": "agentflow-system/checkpointer"}
+    env = {
+        **os.environ,
+        "AGENTFLOW_OPERATOR_DEFAULT_DSN_SECRET": "agentflow-system/checkpointer",
+        # Its own port: nothing else on this machine may hold the default 8080.
+        "AGENTFLOW_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{free_port()}/healthz",
+    }
     code = "from agentflow_operator.cli import main; main()"
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -82,3 +88,40 @@ def test_a_namespaced_operator_serves_only_its_namespaces(kube: Kube, tmp_path: 
         assert kube.get("apps/v1", "deployments", "default", "outside") is None
     finally:
         assert stop(operator) == 0
+
+
+def test_two_operators_on_one_machine_each_answer_liveness_on_their_own_port(
+    kube: Kube, tmp_path: Path
+):
+    """The liveness address is a setting (it was fixed at 0.0.0.0:8080: a second operator
+    died on start)."""
+    import httpx
+
+    first, second = free_port(), free_port()
+    operators = []
+    for port in (first, second):
+        env = {
+            **os.environ,
+            "AGENTFLOW_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{port}/healthz",
+        }
+        code = "from agentflow_operator.cli import main; main()"
+        log = (tmp_path / f"operator-{port}.log").open("ab")
+        operators.append(
+            subprocess.Popen([sys.executable, "-c", code, "run"], env=env, stdout=log, stderr=log)
+        )
+    try:
+        for port in (first, second):
+
+            def alive(port: int = port) -> bool:
+                try:
+                    return (
+                        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+                    )
+                except httpx.HTTPError:
+                    return False
+
+            eventually(alive, what=f"liveness on {port}")
+        assert all(operator.poll() is None for operator in operators)
+    finally:
+        for operator in operators:
+            assert stop(operator) == 0
