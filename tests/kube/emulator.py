@@ -103,7 +103,9 @@ class Emulator:
             return JSONResponse(error.status(), status_code=error.code)
         finally:
             if request.method != "GET":
-                self.cluster.react()  # the controllers see what the request changed
+                # The controllers see what the request changed once it is answered, as on a
+                # real cluster (where they are other processes), not on the caller's clock.
+                asyncio.get_running_loop().call_soon(self.cluster.react)
 
     async def _serve(self, request: Request, path: str) -> Response:
         if path == "/version":
