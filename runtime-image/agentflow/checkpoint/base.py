@@ -13,23 +13,32 @@ from typing import Any
 
 import orjson
 
+from agentflow.errors import AgentflowError
 from agentflow.ids import new_id
 
 
-class CheckpointerError(Exception):
+class CheckpointerError(AgentflowError):
     """The checkpointer's backing store cannot be reached or refused an operation."""
 
+    status, code = 503, "checkpointer_unavailable"
 
-class StateNotSerializableError(Exception):
+
+class StateNotSerializableError(AgentflowError):
     """A state value cannot be stored as JSON, so the step could not be checkpointed."""
 
+    code = "state_not_serializable"
 
-class ConcurrentUpdateError(Exception):
+
+class ConcurrentUpdateError(AgentflowError):
     """Another writer stored a checkpoint of this thread first: this one would have lost it."""
 
+    status, code = 409, "concurrent_update"
 
-class ThreadLockedError(Exception):
+
+class ThreadLockedError(AgentflowError):
     """Another run (or state change) holds the thread."""
+
+    status, code = 409, "thread_busy"
 
     def __init__(self, thread_id: str, holder: str) -> None:
         self.thread_id = thread_id

@@ -4,25 +4,37 @@ Every message reads as a sentence that names the node, key or limit involved, be
 messages travel as-is into HTTP error bodies and operator logs.
 """
 
+from __future__ import annotations
 
-class GraphError(Exception):
+from agentflow.errors import AgentflowError
+
+
+class GraphError(AgentflowError):
     """Base class of every error the engine raises on purpose."""
 
 
 class GraphDefinitionError(GraphError):
     """The graph was built wrongly (unknown node, duplicate name, no entry point...)."""
 
+    code = "invalid_graph"
+
 
 class InvalidUpdateError(GraphError):
     """A node, router or request tried to write something the state schema does not allow."""
+
+    status, code = 422, "invalid_input"
 
 
 class GraphRecursionError(GraphError):
     """A run needed more steps than its recursion limit allows."""
 
+    code = "recursion_limit_reached"
+
 
 class NodeError(GraphError):
     """A node (or the router after it) raised; the original exception is ``__cause__``."""
+
+    code = "node_failed"
 
     def __init__(self, node: str, error: BaseException, *, in_router: bool = False) -> None:
         self.node = node
@@ -33,10 +45,16 @@ class NodeError(GraphError):
 class InterruptPendingError(GraphError):
     """A run without ``resume`` was started on a thread that is waiting for one."""
 
+    status, code = 409, "interrupt_pending"
+
 
 class NothingToResumeError(GraphError):
     """``resume`` was given for a thread that has no pending interrupt."""
 
+    status, code = 409, "nothing_to_resume"
+
 
 class RoutingError(GraphError):
     """A router returned something that is not a node of the graph (or a key of its mapping)."""
+
+    code = "routing_failed"

@@ -14,14 +14,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from agentflow import __version__
-from agentflow.checkpoint import CheckpointerError
-from agentflow.checkpoint.base import ConcurrentUpdateError, ThreadLockedError
-from agentflow.graph.errors import GraphError
+from agentflow.errors import AgentflowError
 from agentflow.runtime.auth import Authenticator, AuthMiddleware
 from agentflow.runtime.backends import build_broker, build_checkpointer, graph_id_of
-from agentflow.runtime.broker import BrokerUnavailableError, RunNotFoundError
 from agentflow.runtime.collector import tune_for_serving
-from agentflow.runtime.errors import ErrorInfo, RuntimeAPIError, report
+from agentflow.runtime.errors import ErrorInfo, report
 from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
 from agentflow.runtime.metrics import MeteredCheckpointer, MeteredThreadPool, Metrics
 from agentflow.runtime.middleware import (
@@ -162,17 +159,7 @@ def _install_error_handlers(app: FastAPI, *, production: bool) -> None:
 
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
-    known_errors = (
-        RuntimeAPIError,
-        GraphError,
-        CheckpointerError,
-        ThreadLockedError,
-        ConcurrentUpdateError,
-        RunNotFoundError,
-        BrokerUnavailableError,
-    )
-    for known in known_errors:
-        app.add_exception_handler(known, on_error)
+    app.add_exception_handler(AgentflowError, on_error)
     # Anything else is a bug: answered as a bare 500 (traceback logged, never sent).
     app.add_exception_handler(Exception, on_error)
 

@@ -15,12 +15,13 @@ from jwt.algorithms import get_default_algorithms
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agentflow.runtime.errors import RuntimeAPIError, describe
+from agentflow.errors import AgentflowError
+from agentflow.runtime.errors import describe
 from agentflow.runtime.responses import error_response
 from agentflow.runtime.settings import HMAC_ALGORITHMS, Settings, SettingsError
 
 
-class AuthError(RuntimeAPIError):
+class AuthError(AgentflowError):
     status = 401
 
     def __init__(self, code: str, message: str) -> None:

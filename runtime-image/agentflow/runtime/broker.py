@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
+from agentflow.errors import AgentflowError
 from agentflow.graph.types import StreamChunk
 
 StopHandler = Callable[[str, str, str | None], None]
@@ -28,8 +29,10 @@ StopHandler = Callable[[str, str, str | None], None]
 the requester's subject (None without auth), for the executing worker to check."""
 
 
-class RunNotFoundError(Exception):
+class RunNotFoundError(AgentflowError):
     """No event log is kept for this run (unknown, or finished long ago)."""
+
+    status, code = 404, "run_not_found"
 
 
 def no_log(thread_id: str, run_id: str) -> RunNotFoundError:
@@ -39,8 +42,10 @@ def no_log(thread_id: str, run_id: str) -> RunNotFoundError:
     )
 
 
-class BrokerUnavailableError(Exception):
+class BrokerUnavailableError(AgentflowError):
     """The broker cannot carry this request right now (Redis down, or no Redis at all)."""
+
+    status, code = 503, "broker_unavailable"
 
 
 class RunLog(ABC):

@@ -1,4 +1,5 @@
-"""Errors of the runtime, and how every error the server can meet becomes an API error.
+"""Errors of the runtime, and how every error the server can meet becomes an API error (each
+:class:`~agentflow.errors.AgentflowError` says its own status and code).
 
 An API error is ``{"error": {"code", "message", "details"?}, "metadata": {...}}`` with an HTTP
 status. ``code`` is stable for programs; ``message`` is a sentence for people. 5xx messages are
@@ -11,65 +12,30 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from agentflow.checkpoint.base import (
-    CheckpointerError,
-    ConcurrentUpdateError,
-    StateNotSerializableError,
-    ThreadLockedError,
-)
-from agentflow.graph.errors import (
-    GraphError,
-    GraphRecursionError,
-    InterruptPendingError,
-    InvalidUpdateError,
-    NodeError,
-    NothingToResumeError,
-    RoutingError,
-)
-from agentflow.runtime.broker import BrokerUnavailableError, RunNotFoundError
+from agentflow.errors import AgentflowError
+from agentflow.graph.errors import GraphError, NodeError
 
 logger = logging.getLogger("agentflow.runtime")
 
 
-class RuntimeAPIError(Exception):
-    status = 500
-    code = "internal_error"
-
-
-class InvalidRequestError(RuntimeAPIError):
+class InvalidRequestError(AgentflowError):
     status, code = 422, "invalid_request"
 
 
-class ThreadNotFoundError(RuntimeAPIError):
+class ThreadNotFoundError(AgentflowError):
     status, code = 404, "thread_not_found"
 
 
-class NoActiveRunError(RuntimeAPIError):
+class NoActiveRunError(AgentflowError):
     status, code = 404, "no_active_run"
 
 
-class RunStoppedError(RuntimeAPIError):
+class RunStoppedError(AgentflowError):
     status, code = 409, "run_stopped"
 
 
-class ShuttingDownError(RuntimeAPIError):
+class ShuttingDownError(AgentflowError):
     status, code = 503, "shutting_down"
-
-
-_ENGINE_ERRORS: dict[type[Exception], tuple[int, str]] = {
-    InvalidUpdateError: (422, "invalid_input"),
-    InterruptPendingError: (409, "interrupt_pending"),
-    NothingToResumeError: (409, "nothing_to_resume"),
-    GraphRecursionError: (500, "recursion_limit_reached"),
-    NodeError: (500, "node_failed"),
-    RoutingError: (500, "routing_failed"),
-    StateNotSerializableError: (500, "state_not_serializable"),
-    CheckpointerError: (503, "checkpointer_unavailable"),
-    ThreadLockedError: (409, "thread_busy"),
-    ConcurrentUpdateError: (409, "concurrent_update"),
-    RunNotFoundError: (404, "run_not_found"),
-    BrokerUnavailableError: (503, "broker_unavailable"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +54,8 @@ class ErrorInfo:
 
 def describe(error: BaseException, *, production: bool) -> ErrorInfo:
     """The API error for an exception. Unknown exceptions are 500s that name nothing internal."""
-    if isinstance(error, RuntimeAPIError):
-        status, code = error.status, error.code
-    else:
-        status, code = next(
-            (known for kind, known in _ENGINE_ERRORS.items() if isinstance(error, kind)),
-            (500, "internal_error"),
-        )
-    if code == "internal_error":
+    status, code = (error.status, error.code) if isinstance(error, AgentflowError) else (500, "")
+    if code in ("", "internal_error"):
         return ErrorInfo(500, code, "the server met an unexpected error; see its log")
     if status >= 500 and production:
         where = f" in node '{error.node}'" if isinstance(error, NodeError) else ""
