@@ -31,6 +31,7 @@ from agentflow.graph.errors import (
     RoutingError,
 )
 from agentflow.graph.messages import add_messages, message_text
+from agentflow.graph.publisher import IteratorPublisher
 from agentflow.graph.state import MessagesState
 from agentflow.graph.types import END, START, Interrupt, RunConfig, StreamChunk
 
@@ -45,6 +46,7 @@ __all__ = [
     "Interrupt",
     "InterruptPendingError",
     "InvalidUpdateError",
+    "IteratorPublisher",
     "MessagesState",
     "NodeError",
     "NothingToResumeError",

@@ -30,9 +30,9 @@ from agentflow.graph.errors import (
     RoutingError,
 )
 from agentflow.graph.messages import add_messages, normalize_message
+from agentflow.graph.publisher import IteratorPublisher
 from agentflow.graph.types import END, START, Interrupt, RunConfig, StreamChunk
 from agentflow.ids import secret_id
-from agentflow.runtime.publisher import IteratorPublisher
 
 if TYPE_CHECKING:
     from agentflow.graph.builder import Branch, Node, StateGraph

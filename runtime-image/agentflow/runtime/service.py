@@ -26,6 +26,7 @@ from agentflow.graph import CompiledGraph, RunResult, StreamChunk
 from agentflow.graph.context import Publish
 from agentflow.graph.engine import MISSING
 from agentflow.graph.errors import InvalidUpdateError
+from agentflow.graph.publisher import IteratorPublisher
 from agentflow.ids import new_id
 from agentflow.runtime.broker import BrokerUnavailableError, RunBroker, RunLog
 from agentflow.runtime.errors import (
@@ -37,7 +38,6 @@ from agentflow.runtime.errors import (
 )
 from agentflow.runtime.logs import run_id_var, thread_id_var
 from agentflow.runtime.metrics import Metrics
-from agentflow.runtime.publisher import IteratorPublisher
 
 logger = logging.getLogger("agentflow.runtime")
 

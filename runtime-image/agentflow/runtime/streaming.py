@@ -1,5 +1,5 @@
-"""The streaming HTTP response: SSE and NDJSON bodies, with keep-alive pings and prompt
-notice of a client that left.
+"""Streaming over HTTP: the two wire formats (Server-Sent Events and NDJSON) and the response
+that sends them, with keep-alive pings and prompt notice of a client that left.
 
 Why not sse-starlette's ``EventSourceResponse``: it runs every response in an anyio task group
 of three or four tasks (stream, pings, disconnect listener, shutdown watcher), which cost about
@@ -13,16 +13,43 @@ grace) cancels whatever is still open.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
-from starlette.responses import Response
+import orjson
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from agentflow.graph.types import StreamChunk
+
+SSE_MEDIA_TYPE = "text/event-stream"
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
 SSE_PING = b": ping\n\n"
 """An SSE comment: clients ignore it, proxies with idle timeouts see traffic."""
 
 
-class StreamResponse(Response):
+def encode_sse(chunk: StreamChunk, index: int) -> bytes:
+    """One Server-Sent Event: ``id: <index>``, ``event: <type>``, ``data: <StreamChunk JSON>``,
+    blank line. The id is the chunk's position in the run, so a client that lost the stream can
+    join it again after the last id it saw. JSON never contains a raw newline, so one
+    ``data:`` line always suffices."""
+    return b"".join(
+        (
+            b"id: %d\nevent: " % index,
+            chunk.event.encode(),
+            b"\ndata: ",
+            orjson.dumps(chunk.to_dict()),
+            b"\n\n",
+        )
+    )
+
+
+def encode_ndjson(chunk: StreamChunk) -> bytes:
+    """One StreamChunk JSON object per line, agentflow's streaming format."""
+    return orjson.dumps(chunk.to_dict()) + b"\n"
+
+
+class StreamResponse(StreamingResponse):
     """Sends each chunk of ``body`` as it comes and, given ``ping=(data, every_s)``, ``data``
     every ``every_s`` seconds so idle proxies keep the connection. When the client disconnects,
     the body is closed at once, even while it waits for its next chunk: a stream's producer (a
@@ -35,14 +62,12 @@ class StreamResponse(Response):
         *,
         ping: tuple[bytes, float] | None = None,
     ) -> None:
-        self.body_iterator = body
+        # X-Accel-Buffering: nginx must not buffer the stream.
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(body, media_type=media_type, headers=headers)
+        self.chunks = body  # the generator itself: closed at once when the client leaves
         self.ping = ping
         self.client_left = False  # set by the helper task when the disconnect arrives
-        self.status_code = 200
-        self.media_type = media_type
-        self.background = None
-        # X-Accel-Buffering: nginx must not buffer the stream.
-        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
@@ -51,7 +76,7 @@ class StreamResponse(Response):
         helper = asyncio.create_task(self._ping_until_disconnect(receive, send, streaming))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for chunk in self.body_iterator:
+            async for chunk in self.chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             helper.cancel()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -63,7 +88,7 @@ class StreamResponse(Response):
             pass  # the client left while we wrote (Uvicorn's ClientDisconnected is an OSError)
         finally:
             helper.cancel()
-            await self.body_iterator.aclose()
+            await self.chunks.aclose()
 
     async def _ping_until_disconnect(
         self, receive: Receive, send: Send, streaming: asyncio.Task[None]
@@ -85,3 +110,36 @@ class StreamResponse(Response):
                 break
         self.client_left = True
         streaming.cancel()
+
+
+def stream_response(
+    request: Request, batches: AsyncIterator[list[StreamChunk]], first_index: int = 0
+) -> StreamResponse:
+    """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk JSON
+    per line instead. Each batch (the events ready together) is one write; ``first_index``
+    numbers the first chunk (SSE ids)."""
+    sent = request.app.state.metrics.stream_events
+
+    def count(batch: list[StreamChunk]) -> None:
+        for chunk in batch:
+            sent.labels(chunk.event).inc()
+
+    if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
+
+        async def lines() -> AsyncGenerator[bytes, None]:
+            async for batch in batches:
+                count(batch)
+                yield b"".join(encode_ndjson(chunk) for chunk in batch)
+
+        return StreamResponse(lines(), NDJSON_MEDIA_TYPE)
+
+    async def events() -> AsyncGenerator[bytes, None]:
+        index = first_index
+        async for batch in batches:
+            count(batch)
+            yield b"".join(encode_sse(chunk, index + offset) for offset, chunk in enumerate(batch))
+            index += len(batch)
+
+    return StreamResponse(
+        events(), SSE_MEDIA_TYPE, ping=(SSE_PING, request.app.state.settings.sse_ping_s)
+    )

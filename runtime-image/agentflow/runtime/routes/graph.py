@@ -10,11 +10,11 @@ from agentflow.graph import MISSING, RunResult
 from agentflow.ids import secret_id
 from agentflow.runtime.auth import subject_of
 from agentflow.runtime.errors import InvalidRequestError
-from agentflow.runtime.responses import JSONResponse, ok, stream_response
+from agentflow.runtime.responses import JSONResponse, ok
 from agentflow.runtime.routes import service_of
 from agentflow.runtime.schemas import RunBody, StopBody
 from agentflow.runtime.service import RunOptions
-from agentflow.runtime.streaming import StreamResponse
+from agentflow.runtime.streaming import StreamResponse, stream_response
 
 router = APIRouter(prefix="/v1/graph", tags=["graph"])
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Header, Path, Query, Request
 
 from agentflow.runtime.auth import subject_of
 from agentflow.runtime.errors import InvalidRequestError
-from agentflow.runtime.responses import JSONResponse, ok, stream_response
+from agentflow.runtime.responses import JSONResponse, ok
 from agentflow.runtime.routes import service_of
 from agentflow.runtime.schemas import RunId, StateBody, ThreadId, snapshot
-from agentflow.runtime.streaming import StreamResponse
+from agentflow.runtime.streaming import StreamResponse, stream_response
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
