@@ -42,6 +42,7 @@ from tests.kube.client import DEFAULT_DSN_SECRET, Kube, prepare
 from tests.kube.cluster import Cluster
 from tests.kube.emulator import EmulatorServer, Recorded
 from tests.operator.test_operator import graph, jwt_secret
+from tests.polling import NotReached, eventually
 
 NAMESPACE = "agents"  # where graph() puts them
 AGENT = "agentflow-bench"  # the user agent of our own requests: all others are the operator's
@@ -127,15 +128,17 @@ def poll_until(
 ) -> bool:
     """Poll ``done`` until it holds (True) or ``timeout_s`` passes (False); fail if the
     operator exits meanwhile."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def check() -> bool:
         if operator.poll() is not None:
             tail = log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"the operator exited with {operator.returncode}:\n{tail}")
-        if done():
-            return True
-        time.sleep(POLL_S)
-    return False
+        return done()
+
+    try:
+        return eventually(check, max(timeout_s, 0), "the operator's work", every_s=POLL_S)
+    except NotReached:
+        return False
 
 
 @dataclass(frozen=True)

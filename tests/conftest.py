@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from tests.kube.client import Kube, prepare
 from tests.kube.emulator import EmulatorServer
+from tests.polling import NotReached, eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 30
@@ -66,18 +66,20 @@ def start_server(
             stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def answering() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"the server did not answer within {STARTUP_TIMEOUT_S}s:\n{server.log()}")
+        return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+
+    try:
+        eventually(
+            answering, STARTUP_TIMEOUT_S, "the server answering", ignoring=(httpx.TransportError,)
+        )
+    except NotReached as error:
+        server.stop()
+        raise RuntimeError(f"{error}:\n{server.log()}") from None
+    return server
 
 
 @pytest.fixture(scope="session")

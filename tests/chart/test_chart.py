@@ -12,8 +12,9 @@ import yaml
 from kopf.testing import KopfRunner
 
 from tests.golden import assert_golden
-from tests.operator.conftest import Kube, eventually
+from tests.operator.conftest import Kube
 from tests.operator.test_operator import condition, graph, jwt_secret
+from tests.polling import eventually
 from tests.tools import helm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +89,8 @@ def test_crds_are_kept_on_uninstall_and_can_be_left_out():
 
 def test_rbac_modes():
     cluster = {o["kind"] for o in render("cluster")}
-    assert {"ClusterRole", "ClusterRoleBinding"} <= cluster and "Role" not in cluster
+    assert {"ClusterRole", "ClusterRoleBinding"} <= cluster
+    assert "Role" not in cluster
     namespaced = render("namespaced")
     roles = [o for o in namespaced if o["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["agents", "team-b"]

@@ -1,9 +1,15 @@
-"""The Checkpointer contract, checked against every implementation (Postgres for real)."""
+"""The Checkpointer contract, checked against every implementation (Postgres for real).
+
+A new store is one class plus one more parameter of the ``store`` fixture below.
+"""
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
 
 from agentflow.checkpoint import (
@@ -11,21 +17,29 @@ from agentflow.checkpoint import (
     Checkpointer,
     ConcurrentUpdateError,
     InMemoryCheckpointer,
+    JsonSerializer,
+    Serializer,
     StateNotSerializableError,
-    ThreadLockedError,
 )
 from agentflow.checkpoint.postgres import PgCheckpointer
 
 
+async def open_store(
+    kind: str, database_url: str, serializer: Serializer | None = None
+) -> Checkpointer:
+    if kind == "memory":
+        return InMemoryCheckpointer(max_history=5, serializer=serializer)
+    graph_id = f"graph-{uuid.uuid4().hex}"
+    store = PgCheckpointer(database_url, graph_id=graph_id, max_history=5, serializer=serializer)
+    await store.setup()
+    return store
+
+
 @pytest.fixture(params=["memory", "postgres"])
 async def store(request, database_url) -> AsyncIterator[Checkpointer]:
-    if request.param == "memory":
-        yield InMemoryCheckpointer(max_history=5)
-        return
-    pg = PgCheckpointer(database_url, graph_id=f"graph-{uuid.uuid4().hex}", max_history=5)
-    await pg.setup()
-    yield pg
-    await pg.close()
+    opened = await open_store(request.param, database_url)
+    yield opened
+    await opened.close()
 
 
 async def put_steps(store: Checkpointer, thread: str, count: int, **metadata) -> None:
@@ -37,18 +51,22 @@ async def test_latest_history_and_threads(store):
     await put_steps(store, "t1", 2, owner="alice")
     await put_steps(store, "t2", 1, owner="bob")
     latest = await store.get("t1")
-    assert latest is not None and latest.values == {"n": 1} and latest.step == 1
+    assert latest is not None
+    assert latest.values == {"n": 1}
+    assert latest.step == 1
     assert [c.step for c in await store.history("t1")] == [1, 0]
     assert [c.step for c in await store.history("t1", limit=1)] == [1]
     assert [t.thread_id for t in await store.list_threads()] == ["t2", "t1"]
     assert [t.thread_id for t in await store.list_threads(offset=1)] == ["t1"]
     assert [t.thread_id for t in await store.list_threads(metadata={"owner": "alice"})] == ["t1"]
     thread = await store.get_thread("t1")
-    assert thread is not None and thread.metadata == {"owner": "alice"}
+    assert thread is not None
+    assert thread.metadata == {"owner": "alice"}
     assert thread.updated_at >= thread.created_at
     assert await store.delete_thread("t1") is True
     assert await store.delete_thread("t1") is False
-    assert await store.get("t1") is None and await store.history("t1") == []
+    assert await store.get("t1") is None
+    assert await store.history("t1") == []
     assert await store.get_thread("t1") is None
 
 
@@ -74,7 +92,8 @@ async def test_stored_checkpoints_are_snapshots_not_live_objects(store):
     await store.put(Checkpoint("t", "r", 0, values))
     values["items"].append(2)
     latest = await store.get("t")
-    assert latest is not None and latest.values == {"items": [1]}
+    assert latest is not None
+    assert latest.values == {"items": [1]}
 
 
 async def test_history_is_bounded(store):
@@ -89,7 +108,8 @@ async def test_a_write_that_does_not_follow_the_latest_step_is_refused(store):
     with pytest.raises(ConcurrentUpdateError):
         await store.put(Checkpoint("t", "early", 5, {}))
     latest = await store.get("t")
-    assert latest is not None and latest.values == {"n": 1}
+    assert latest is not None
+    assert latest.values == {"n": 1}
 
 
 async def test_concurrent_writers_of_the_same_step_one_wins(store):
@@ -107,15 +127,86 @@ async def test_state_that_is_not_json_is_refused_clearly(store):
         await store.put(Checkpoint("t", "r", 0, {"when": object()}))
 
 
-async def test_a_thread_lock_has_one_holder_at_a_time(store):
-    lease = await store.lock_thread("t", "run a")
-    assert await store.thread_holder("t") == "run a"
-    with pytest.raises(ThreadLockedError, match="thread 't' is busy with run a"):
-        await store.lock_thread("t", "run b")
-    await store.lock_thread("other", "run c")  # other threads are independent
-    await lease.release()
-    assert await store.thread_holder("t") is None
-    second = await store.lock_thread("t", "run b")
-    await lease.release()  # releasing twice does not free someone else's lease
-    assert await store.thread_holder("t") == "run b"
-    await second.release()
+async def test_pending_writes_are_kept_until_their_step_is_checkpointed(store):
+    await put_steps(store, "t", 1)
+    await store.put_writes("t", 1, "a", {"n": "from a"})
+    await store.put_writes("t", 1, "b", {"n": "from b"})
+    await store.put_writes("t", 1, "a", {"n": "a, run again"})  # a re-run replaces its write
+    assert await store.pending_writes("t", 1) == {"a": {"n": "a, run again"}, "b": {"n": "from b"}}
+    assert await store.pending_writes("t", 2) == {}
+    assert await store.pending_writes("other", 1) == {}
+    await store.put(Checkpoint("t", "r1", 1, {"n": "a and b"}))
+    assert await store.pending_writes("t", 1) == {}
+
+
+async def test_deleting_a_thread_deletes_its_pending_writes(store):
+    await put_steps(store, "t", 1)
+    await store.put_writes("t", 1, "a", {"n": 1})
+    assert await store.delete_thread("t")
+    assert await store.pending_writes("t", 1) == {}
+
+
+async def test_a_pending_write_that_is_not_json_is_refused_clearly(store):
+    with pytest.raises(StateNotSerializableError, match="thread 't' cannot be stored as JSON"):
+        await store.put_writes("t", 0, "a", {"when": object()})
+
+
+class TaggedJson(JsonSerializer):
+    """A serializer a team might plug in: datetimes come back as datetimes, still as JSON."""
+
+    def dumps(self, checkpoint: Checkpoint) -> bytes:
+        return super().dumps(
+            Checkpoint(**{**_fields(checkpoint), "values": _tag(checkpoint.values)})
+        )
+
+    def loads(self, raw: bytes | str) -> Checkpoint:
+        checkpoint = super().loads(raw)
+        checkpoint.values = _untag(checkpoint.values)
+        return checkpoint
+
+    def dumps_update(self, thread_id: str, update: dict[str, Any]) -> bytes:
+        return super().dumps_update(thread_id, _tag(update))
+
+    def loads_update(self, raw: bytes | str) -> dict[str, Any]:
+        return _untag(super().loads_update(raw))
+
+
+def _fields(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {name: getattr(checkpoint, name) for name in Checkpoint.__slots__}
+
+
+def _tag(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: {"$datetime": value.isoformat()} if isinstance(value, datetime) else value
+        for key, value in values.items()
+    }
+
+
+def _untag(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: datetime.fromisoformat(value["$datetime"])
+        if isinstance(value, dict) and "$datetime" in value
+        else value
+        for key, value in values.items()
+    }
+
+
+@pytest.mark.parametrize("kind", ["memory", "postgres"])
+async def test_a_store_keeps_checkpoints_with_the_serializer_it_is_given(kind, database_url):
+    store = await open_store(kind, database_url, TaggedJson())
+    when = datetime(2026, 12, 1, 21, 32, tzinfo=UTC)
+    try:
+        await store.put(Checkpoint("t", "r", 0, {"when": when, "n": 1}))
+        await store.put_writes("t", 1, "a", {"when": when})
+        latest = await store.get("t")
+        assert latest is not None
+        assert latest.values == {"when": when, "n": 1}
+        assert [c.values for c in await store.history("t")] == [{"when": when, "n": 1}]
+        assert await store.pending_writes("t", 1) == {"a": {"when": when}}
+    finally:
+        await store.close()
+
+
+def test_the_default_serializer_writes_json():
+    raw = JsonSerializer().dumps(Checkpoint("t", "r", 0, {"n": 1}))
+    assert orjson.loads(raw)["values"] == {"n": 1}

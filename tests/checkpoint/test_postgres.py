@@ -1,16 +1,16 @@
-"""What only the Postgres checkpointer does: migrations, graph isolation, leases across
-processes, failing fast when Postgres is unreachable."""
+"""What only the Postgres checkpointer does: migrations, graph isolation, failing fast when
+Postgres is unreachable. (Its thread leases: tests/leases.)"""
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
-from agentflow.checkpoint import Checkpoint, CheckpointerError, ThreadLockedError
-from agentflow.checkpoint.postgres import MIGRATIONS, PgCheckpointer, redact_dsn
+from agentflow.checkpoint import Checkpoint, CheckpointerError
+from agentflow.checkpoint.postgres import PgCheckpointer
+from agentflow.postgres import MIGRATIONS, redact_dsn
 from tests.services import create_database, drop_database
 
 
@@ -39,61 +39,24 @@ async def test_ten_processes_starting_at_once_migrate_exactly_once(empty_databas
     await asyncio.gather(*(s.close() for s in stores))
 
 
-@contextlib.asynccontextmanager
-async def two_processes(
-    database_url: str, same_graph: bool = True, **options: float
-) -> AsyncIterator[tuple[PgCheckpointer, PgCheckpointer]]:
-    """Two checkpointers as two worker processes would have them (each its own pool and
-    liveness lock), for one graph or for two graphs sharing the database."""
-    shared = graph_id()
-    stores = tuple(
-        PgCheckpointer(database_url, graph_id=shared if same_graph else graph_id(), **options)
-        for _ in range(2)
-    )
-    for store in stores:
-        await store.setup()
-    try:
-        yield stores
-    finally:
-        for store in stores:
-            await store.close()
-
-
 async def test_graphs_sharing_a_database_never_see_each_others_threads(database_url):
-    async with two_processes(database_url, same_graph=False) as (one, two):
+    one, two = (PgCheckpointer(database_url, graph_id=graph_id()) for _ in range(2))
+    await one.setup()
+    await two.setup()
+    try:
         await one.put(Checkpoint("same-id", "r", 0, {"graph": "one"}))
         await two.put(Checkpoint("same-id", "r", 0, {"graph": "two"}))
         first, second = await one.get("same-id"), await two.get("same-id")
-        assert first is not None and first.values == {"graph": "one"}
-        assert second is not None and second.values == {"graph": "two"}
+        assert first is not None
+        assert first.values == {"graph": "one"}
+        assert second is not None
+        assert second.values == {"graph": "two"}
         assert [t.thread_id for t in await one.list_threads()] == ["same-id"]
-        lease = await one.lock_thread("same-id", "run 1")
-        await (await two.lock_thread("same-id", "run 2")).release()  # another graph's lock
-        await lease.release()
         assert await two.delete_thread("same-id")
         assert await one.get("same-id") is not None
-
-
-async def test_a_dead_process_loses_its_thread_locks_at_once(database_url):
-    async with two_processes(database_url, lease_s=300) as (dying, survivor):
-        await dying.lock_thread("t", "run on the dying worker")
-        with pytest.raises(ThreadLockedError):
-            await survivor.lock_thread("t", "run elsewhere")
-        await dying.close()  # its connections drop, as when the process is killed
-        assert await survivor.thread_holder("t") is None
-        lease = await survivor.lock_thread("t", "run elsewhere")
-        await lease.release()
-
-
-async def test_a_lease_is_renewed_while_held_and_runs_out_when_not(database_url):
-    async with two_processes(database_url, lease_s=0.6) as (holder, other):
-        lease = await holder.lock_thread("t", "long run")
-        await asyncio.sleep(1.5)  # several lease times: the renewer keeps it
-        with pytest.raises(ThreadLockedError):
-            await other.lock_thread("t", "second")
-        lease._renewer.cancel()  # a holder that stops renewing (stuck, partitioned...)
-        await asyncio.sleep(1.0)
-        await (await other.lock_thread("t", "second")).release()
+    finally:
+        await one.close()
+        await two.close()
 
 
 async def test_an_unreachable_postgres_fails_fast_and_names_itself():

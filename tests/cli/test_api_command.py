@@ -96,9 +96,11 @@ def test_init_writes_a_project_that_serves(tmp_path):
     project = tmp_path / "starter"
     result = run_agentflow("init", str(project))
     assert result.returncode == 0, result.stderr
-    assert (project / "graph.py").exists() and (project / "agentflow.json").exists()
+    assert (project / "graph.py").exists()
+    assert (project / "agentflow.json").exists()
     refused = run_agentflow("init", str(project))
-    assert refused.returncode != 0 and "--force" in refused.stderr
+    assert refused.returncode != 0
+    assert "--force" in refused.stderr
 
     server = start_server(tmp_path, {"AGENTFLOW_GRAPH": ""}, cwd=project)
     try:
@@ -120,6 +122,7 @@ def test_the_body_limit_is_configurable(tmp_path):
         small = httpx.post(f"{server.url}/v1/graph/invoke", json={"messages": ["hi"]})
         big = httpx.post(f"{server.url}/v1/graph/invoke", json={"messages": ["x" * 300]})
         assert small.status_code == 200
-        assert big.status_code == 413 and "limit of 200 bytes" in big.json()["error"]["message"]
+        assert big.status_code == 413
+        assert "limit of 200 bytes" in big.json()["error"]["message"]
     finally:
         server.stop()

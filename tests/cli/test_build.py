@@ -35,19 +35,19 @@ def test_docker_compose_runs_the_api_with_postgres_and_redis(project):
     assert set(services) == {"api", "postgres", "redis"}
     api = services["api"]
     env = api["environment"]
-    assert env["MODE"] == "production" and env["AGENTFLOW_WORKERS"] == "3"
+    assert env["MODE"] == "production"
+    assert env["AGENTFLOW_WORKERS"] == "3"
     assert env["CHECKPOINTER"] == "postgres"
-    assert (
-        env["DATABASE_URL"].startswith("postgresql://agentflow:")
-        and "@postgres:5432/agentflow" in env["DATABASE_URL"]
-    )
+    assert env["DATABASE_URL"].startswith("postgresql://agentflow:")
+    assert "@postgres:5432/agentflow" in env["DATABASE_URL"]
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert api["ports"] == ["9000:8000"]
     assert api["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "redis": {"condition": "service_healthy"},
     }
-    assert api["read_only"] is True and api["tmpfs"] == ["/tmp"]
+    assert api["read_only"] is True
+    assert api["tmpfs"] == ["/tmp"]
     for name in ("api", "postgres", "redis"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
@@ -69,9 +69,8 @@ def test_files_are_never_overwritten_silently(project):
     assert run_agentflow("build", "--k8s", "--output", str(project)).returncode == 0
     (project / "agentgraph.yaml").write_text("# mine\n")
     refused = run_agentflow("build", "--k8s", "--docker-compose", "--output", str(project))
-    assert (
-        refused.returncode != 0 and "agentgraph.yaml exists already; pass --force" in refused.stderr
-    )
+    assert refused.returncode != 0
+    assert "agentgraph.yaml exists already; pass --force" in refused.stderr
     assert (project / "agentgraph.yaml").read_text() == "# mine\n"
     assert not (project / "Dockerfile").exists()  # all or nothing
     assert (
@@ -81,7 +80,8 @@ def test_files_are_never_overwritten_silently(project):
         == 0
     )
     nothing = run_agentflow("build", "--output", str(project))
-    assert nothing.returncode != 0 and "--docker-compose and/or --k8s" in nothing.stderr
+    assert nothing.returncode != 0
+    assert "--docker-compose and/or --k8s" in nothing.stderr
 
 
 def test_the_agentgraph_manifest_is_valid(project):
@@ -89,7 +89,8 @@ def test_the_agentgraph_manifest_is_valid(project):
     graph = yaml.safe_load((project / "agentgraph.yaml").read_text())
     schema = crd_schema(build_crd())
     assert validate(apply_defaults(copy.deepcopy(graph), schema), schema) == []
-    assert graph["spec"]["graph"] == "graph:app" and graph["metadata"]["name"] == "travel-agent"
+    assert graph["spec"]["graph"] == "graph:app"
+    assert graph["metadata"]["name"] == "travel-agent"
 
 
 @pytest.fixture

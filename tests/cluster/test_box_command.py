@@ -1,4 +1,4 @@
-"""`python -m tests.cluster.box`, as a person runs it: it comes up, says where things are,
+"""`python -m devbox`, as a person runs it: it comes up, says where things are,
 shows progress, and tears down on Ctrl-C."""
 
 import os
@@ -17,7 +17,7 @@ def test_the_box_command_starts_reports_and_stops(database_url, redis_url):
         "AGENTFLOW_TEST_REDIS_URL": redis_url,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.cluster.box"],
+        [sys.executable, "-m", "devbox"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -40,4 +40,5 @@ def test_the_box_command_starts_reports_and_stops(database_url, redis_url):
     assert "export KUBECONFIG=" in output
     assert "Service support-agent: http://127.0.0.1:" in output
     assert "Ready=True (3/3 replicas ready), processes: 3" in output
-    assert "tearing down" in output and process.returncode == 0
+    assert "tearing down" in output
+    assert process.returncode == 0

@@ -11,9 +11,9 @@ import jwt
 import pytest
 import yaml
 
-from tests.cluster.box import ClusterInABox
+from devbox.box import ClusterInABox
 from tests.conftest import ROOT
-from tests.kube.client import eventually
+from tests.polling import eventually
 
 EXAMPLE = ROOT / "examples" / "agentgraph.yaml"
 GRAPH = "/apis/agentflow.dev/v1alpha1/namespaces/default/agentgraphs/support-agent"
@@ -64,7 +64,8 @@ def test_an_applied_graph_becomes_ready_and_serves_invoke_and_sse(box):
             headers=token(),
         ) as stream:
             events = [line[7:] for line in stream.iter_lines() if line.startswith("event: ")]
-        assert events[-1] == "end" and events.count("custom") >= 5
+        assert events[-1] == "end"
+        assert events.count("custom") >= 5
 
 
 def test_a_threads_requests_cross_replicas_and_its_state_is_continuous(box):
@@ -110,7 +111,8 @@ def test_scaling_up_and_down_loses_no_request(box):
             if answer.status_code != 200:
                 failures.append((answer.status_code, answer.text[:200]))
     assert len(box.processes("support-agent")) == 1
-    assert done > 0 and failures == []
+    assert done > 0
+    assert failures == []
     box.kubectl("scale", "ag/support-agent", "--replicas=3")
     eventually(
         lambda: ready(box) and len(box.processes("support-agent")) == 3,

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from tests.cluster.box import ClusterInABox
+from devbox.box import ClusterInABox
 from tests.cluster.test_cluster_in_a_box import EXAMPLE, ready
-from tests.kube.client import eventually
+from tests.polling import eventually
 
 GRAPH = "/apis/agentflow.dev/v1alpha1/namespaces/default/agentgraphs/support-agent"
 DEPLOYMENT = "/apis/apps/v1/namespaces/default/deployments/support-agent"

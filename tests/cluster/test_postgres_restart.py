@@ -6,9 +6,9 @@ import time
 
 import httpx
 
-from tests.cluster.box import ClusterInABox
+from devbox.box import ClusterInABox
 from tests.cluster.test_cluster_in_a_box import EXAMPLE, ready, token
-from tests.kube.client import eventually
+from tests.polling import eventually
 
 
 def test_postgres_restarting_mid_load(own_postgres, redis_url):
@@ -43,7 +43,8 @@ def test_postgres_restarting_mid_load(own_postgres, redis_url):
                 what="service resumed",
             )
         failures = [s for s in statuses if s != 200]
-        assert failures and set(failures) == {503}, sorted(set(statuses))
+        assert failures, sorted(set(statuses))
+        assert set(failures) == {503}, sorted(set(statuses))
         # Every answer came from a replica (none was "no endpoints"): readiness does not follow
         # the Postgres all replicas share, so the Service kept them and they said why.
         assert all(b["error"]["code"] == "checkpointer_unavailable" for b in bodies)

@@ -124,7 +124,8 @@ async def test_an_endless_loop_stops_at_the_recursion_limit_with_a_clear_error()
     with pytest.raises(GraphRecursionError, match="recursion limit of 7 steps"):
         await graph.ainvoke({}, {"thread_id": "t", "recursion_limit": 7})
     state = await graph.checkpointer.get("t")
-    assert state is not None and state.values["count"] == 7  # every finished step was kept
+    assert state is not None
+    assert state.values["count"] == 7
 
 
 async def test_the_default_recursion_limit_is_25():
@@ -208,6 +209,53 @@ async def test_a_failing_node_keeps_the_last_good_checkpoint():
     assert latest is not None
     assert latest.values["trail"] == ["ok"]
     assert latest.next == ["broken"]
+
+
+async def test_a_run_continued_after_a_crash_re_runs_only_the_unfinished_nodes():
+    store = InMemoryCheckpointer()
+    calls: list[str] = []
+    crash = True
+
+    async def search(state: State) -> dict[str, Any]:
+        calls.append("search")
+        return {"trail": ["search"]}
+
+    async def flaky(state: State) -> dict[str, Any]:
+        calls.append("flaky")
+        # Crash only once search's write is kept (a barrier on the store, not a sleep).
+        for _ in range(500):
+            if crash and await store.pending_writes("t", 1):
+                raise RuntimeError("the worker died")
+            if not crash:
+                return {"trail": ["flaky"]}
+            await asyncio.sleep(0.01)
+        raise AssertionError("search's write was never kept")
+
+    builder = StateGraph(State)
+    builder.add_node("plan", mark("plan")).add_node("search", search)
+    builder.add_node("flaky", flaky).add_node("join", mark("join"))
+    builder.add_edge(START, "plan").add_conditional_edges("plan", lambda s: ["search", "flaky"])
+    builder.add_edge("search", "join").add_edge("flaky", "join").add_edge("join", END)
+    graph = builder.compile(checkpointer=store)
+    with pytest.raises(NodeError, match="the worker died"):
+        await graph.ainvoke({}, {"thread_id": "t"})
+    assert await store.pending_writes("t", 1) == {"search": {"trail": ["search"]}}
+
+    crash, calls = False, []
+    result = await graph.arun(None, thread_id="t", continue_run=True)
+    assert calls == ["flaky"]  # search's kept write stands in for running it again
+    assert result.values["trail"] == ["plan", "search", "flaky", "join"]
+    assert result.status == "success"
+    assert await store.pending_writes("t", 1) == {}
+
+
+async def test_continuing_a_thread_with_nothing_left_to_run_changes_nothing():
+    store = InMemoryCheckpointer()
+    graph = linear("a", checkpointer=store)
+    await graph.ainvoke({}, {"thread_id": "t"})
+    result = await graph.arun(None, thread_id="t", continue_run=True)
+    assert result.values["trail"] == ["a"]
+    assert [c.step for c in await store.history("t")] == [0]  # no step, no checkpoint
 
 
 async def test_a_failing_router_is_named():
@@ -380,10 +428,12 @@ async def test_streams_carry_updates_messages_custom_events_and_state():
         {"token": "the "},
         {"token": "answer"},
     ]
-    assert chunks[-1].state is not None and len(chunks[-1].state["messages"]) == 3
+    assert chunks[-1].state is not None
+    assert len(chunks[-1].state["messages"]) == 3
     assert {c.thread_id for c in chunks} == {"t"}
     timestamps = [c.timestamp for c in chunks]
-    assert timestamps == sorted(timestamps) and len(set(timestamps)) > 1
+    assert timestamps == sorted(timestamps)
+    assert len(set(timestamps)) > 1
 
 
 def test_sync_stream_works_from_a_script():
@@ -405,7 +455,8 @@ async def test_closing_a_stream_early_cancels_the_run():
     await stream.aclose()
     await asyncio.sleep(0.05)
     pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    assert pending == [] and not finished.is_set()
+    assert pending == []
+    assert not finished.is_set()
 
 
 async def test_a_stream_raises_the_run_error_after_its_events():
@@ -413,9 +464,13 @@ async def test_a_stream_raises_the_run_error_after_its_events():
     builder.add_node("a", mark("a")).add_node("b", lambda s: 1 / 0)
     builder.add_edge(START, "a").add_edge("a", "b")
     seen = []
-    with pytest.raises(NodeError, match="ZeroDivisionError"):
+
+    async def read() -> None:
         async for chunk in builder.compile().astream({}):
             seen.append(chunk.event)
+
+    with pytest.raises(NodeError, match="ZeroDivisionError"):
+        await read()
     assert seen == ["updates", "state"]
 
 
@@ -433,7 +488,8 @@ async def test_pydantic_state_nodes_receive_a_model():
 
     builder.add_node("node", node).add_edge(START, "node")
     result = await builder.compile().ainvoke({"topic": "tea"})
-    assert result["topic"] == "TEA" and result["hits"] == 1
+    assert result["topic"] == "TEA"
+    assert result["hits"] == 1
 
 
 async def test_state_that_breaks_the_pydantic_model_is_reported():
@@ -479,7 +535,11 @@ async def test_a_step_whose_checkpoint_fails_emits_none_of_its_updates():
             await super().put(checkpoint, thread_metadata)
 
     seen = []
-    with pytest.raises(RuntimeError, match="went away"):
+
+    async def read() -> None:
         async for chunk in linear("a", "b", checkpointer=FailingSecondWrite()).astream({}):
             seen.append((chunk.event, (chunk.metadata or {}).get("node")))
+
+    with pytest.raises(RuntimeError, match="went away"):
+        await read()
     assert seen == [("updates", "a"), ("state", None)]  # nothing of b's step, which was not kept

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import httpx
 
 from tests.conftest import ROOT, free_port
 from tests.images.dockerfile import Stage, exec_form, read
+from tests.polling import eventually
 
 RUNTIME_DOCKERFILE = ROOT / "runtime-image" / "Dockerfile"
 # The image's Python is a system one (/usr/local in python:*-slim), readable by any user; the
@@ -130,16 +130,14 @@ class Container:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, within_s: float = 60) -> None:
-        deadline = time.monotonic() + within_s
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+
+        def ready() -> bool:
             assert self.process.poll() is None, self.output()
-            assert time.monotonic() < deadline, "the staged image did not become ready"
-            time.sleep(0.2)
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+
+        eventually(
+            ready, within_s, "the staged image ready", every_s=0.2, ignoring=(httpx.TransportError,)
+        )
 
     def stop(self) -> int:
         self.process.terminate()

@@ -35,11 +35,13 @@ def test_key_rules(dockerfile):
     assert len(stages) >= 2, "multi-stage: build tools stay out of the final image"
     final = stages[-1]
     for stage in stages:
-        assert ":" in stage.base and not stage.base.endswith(":latest"), stage.base
+        assert ":" in stage.base, stage.base
+        assert not stage.base.endswith(":latest"), stage.base
     users = final.all("USER")
-    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0", (
-        "a fixed non-root UID"
-    )
+    assert users, "a USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit(), "a fixed UID"
+    assert uid != "0", "a non-root UID"
     assert exec_form(final.all("ENTRYPOINT")[-1]), (
         "exec-form ENTRYPOINT so SIGTERM reaches the server"
     )

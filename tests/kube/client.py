@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,15 +84,3 @@ def prepare(kube: Kube) -> None:
         },
         "secrets",
     )
-
-
-def eventually(check: Callable[[], Any], within_s: float = 30, what: str = "the condition") -> Any:
-    """Poll until ``check`` returns something truthy (bounded in time)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} was not reached within {within_s}s (last: {value!r})")
-        time.sleep(0.1)

@@ -33,7 +33,7 @@ Not emulated (documented in docs/operator.md too): protobuf bodies (JSON and YAM
 ``kubectl create`` of built-in kinds sends protobuf, ``apply``/``get``/``scale``/``patch``/
 ``delete`` work), admission webhooks, conversion between versions of a resource (one version
 served per kind), foreground deletion (treated as background), pods, scheduling and kubelets
-(the node agent of tests/cluster plays those), a pagination snapshot (later pages show the
+(the node agent of devbox/ plays those), a pagination snapshot (later pages show the
 current state), metrics for the autoscaler (tests call :meth:`Cluster.recommend`), and the
 validation of affinity, resource claims, ephemeral containers and feature-gated fields.
 """

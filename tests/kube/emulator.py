@@ -28,6 +28,7 @@ from starlette.routing import Route
 from tests.kube.cluster import ApiError, Caller, Cluster, ResourceType
 from tests.kube.jsonpath import evaluate as jsonpath
 from tests.kube.rbac import Access, authenticate, token_for
+from tests.polling import eventually
 
 WATCH_BOOKMARK_S = 5.0
 
@@ -41,12 +42,14 @@ class JSONResponse(StarletteJSONResponse):
 
 @dataclass(frozen=True)
 class Recorded:
-    """A request as the emulator received it (to compare with RBAC rules, say)."""
+    """A request as the emulator received it (to compare with RBAC rules, or to tell which
+    client wrote what, as the API server's audit log does)."""
 
     method: str
     path: str
     query: dict[str, str]
     user_agent: str
+    user: str
 
 
 @dataclass
@@ -84,7 +87,10 @@ class Emulator:
     async def dispatch(self, request: Request) -> Response:
         path = "/" + request.path_params["path"]
         agent = request.headers.get("user-agent", "")
-        self.requests.append(Recorded(request.method, path, dict(request.query_params), agent))
+        user = authenticate(request.headers.get("authorization")).name
+        self.requests.append(
+            Recorded(request.method, path, dict(request.query_params), agent, user)
+        )
         for fault in self.faults:
             if fault.times > 0 and fault.method == request.method and fault.path.search(path):
                 fault.times -= 1
@@ -548,11 +554,7 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the API emulator did not start")
-            time.sleep(0.02)
+        eventually(lambda: self.server.started, 10, "the API emulator started", every_s=0.02)
         return self
 
     def call(self, fn: Callable[[], Any]) -> Any:
@@ -563,7 +565,7 @@ class EmulatorServer:
         async def run() -> None:
             try:
                 result["value"] = fn()
-            except BaseException as error:  # handed back to the calling thread
+            except BaseException as error:  # noqa: BLE001 - handed back to the calling thread
                 result["error"] = error
             finally:
                 done.set()

@@ -232,7 +232,8 @@ def test_a_partial_rolling_update_is_completed():
 def test_a_replica_set_gets_one_replica_and_no_strategy():
     spec = defaulted(deployment(kind="ReplicaSet"))["spec"]
     assert spec["replicas"] == 1
-    assert "strategy" not in spec and "revisionHistoryLimit" not in spec
+    assert "strategy" not in spec
+    assert "revisionHistoryLimit" not in spec
 
 
 @pytest.mark.parametrize(

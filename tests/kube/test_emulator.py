@@ -48,7 +48,8 @@ def deployment(name: str = "web") -> dict:
 def test_create_get_list_with_selectors_and_conflicts(api):
     first = api.post(CM, json=configmap("one", tier="web")).json()
     api.post(CM, json=configmap("two", tier="db"))
-    assert first["metadata"]["uid"] and first["metadata"]["resourceVersion"]
+    assert first["metadata"]["uid"]
+    assert first["metadata"]["resourceVersion"]
     assert api.get(f"{CM}/one").json()["data"] == {"k": "v"}
 
     def names(selector):
@@ -61,11 +62,11 @@ def test_create_get_list_with_selectors_and_conflicts(api):
     assert names("tier in (web,db)") == ["one", "two"]
     assert names("tier!=web") == ["two"]
     again = api.post(CM, json=configmap("one"))
-    assert again.status_code == 409 and again.json()["reason"] == "AlreadyExists"
+    assert again.status_code == 409
+    assert again.json()["reason"] == "AlreadyExists"
     missing = api.post("/api/v1/namespaces/nowhere/configmaps", json=configmap("x"))
-    assert (
-        missing.status_code == 404 and 'namespaces "nowhere" not found' in missing.json()["message"]
-    )
+    assert missing.status_code == 404
+    assert 'namespaces "nowhere" not found' in missing.json()["message"]
 
 
 def test_stale_writes_are_conflicts_and_generation_tracks_spec(api):
@@ -77,9 +78,8 @@ def test_stale_writes_are_conflicts_and_generation_tracks_spec(api):
     assert updated["metadata"]["generation"] == 2
     stale["spec"]["replicas"] = 5
     conflict = api.put(f"{DEPLOYMENTS}/web", json=stale)
-    assert (
-        conflict.status_code == 409 and "the object has been modified" in conflict.json()["message"]
-    )
+    assert conflict.status_code == 409
+    assert "the object has been modified" in conflict.json()["message"]
     labelled = api.patch(
         f"{DEPLOYMENTS}/web", json={"metadata": {"labels": {"x": "y"}}}, headers=MERGE
     ).json()
@@ -96,7 +96,8 @@ def test_status_is_only_written_through_its_subresource(api):
         json={"status": {"readyReplicas": 1}, "spec": {"replicas": 7}},
         headers=MERGE,
     ).json()
-    assert written["status"] == {"readyReplicas": 1} and written["spec"]["replicas"] == 1
+    assert written["status"] == {"readyReplicas": 1}
+    assert written["spec"]["replicas"] == 1
     assert written["metadata"]["generation"] == 1
 
 
@@ -133,7 +134,8 @@ def test_watch_replays_from_a_resource_version_and_410s_when_too_old(api, emulat
     api.post(CM, json=configmap("c"))
     with api.stream("GET", CM, params={"watch": "true", "resourceVersion": since}) as stream:
         gone = [json.loads(line) for line in stream.iter_lines() if line]
-    assert gone[0]["type"] == "ERROR" and gone[0]["object"]["code"] == 410
+    assert gone[0]["type"] == "ERROR"
+    assert gone[0]["object"]["code"] == 410
 
 
 def test_finalizers_hold_deletion_and_owners_take_dependents_along(api):
@@ -176,24 +178,25 @@ def test_crds_are_served_defaulted_validated_and_scalable(api):
         "spec": {"graph": "a.b:c", "replicas": 2},
     }
     created = api.post(GRAPHS, json=graph).json()
-    assert created["spec"]["workers"] == 1 and created["spec"]["mode"] == "production"  # defaults
+    assert created["spec"]["workers"] == 1
+    assert created["spec"]["mode"] == "production"
     both = {
         **graph,
         "metadata": {"name": "h"},
         "spec": {"graph": "a:b", "autoscaling": {"minReplicas": 5, "maxReplicas": 3}},
     }
     refused = api.post(GRAPHS, json=both)
-    assert (
-        refused.status_code == 422
-        and "minReplicas must not exceed maxReplicas" in refused.json()["message"]
-    )
+    assert refused.status_code == 422
+    assert "minReplicas must not exceed maxReplicas" in refused.json()["message"]
     bad = api.post(
         GRAPHS, json={**graph, "metadata": {"name": "i"}, "spec": {"graph": "not valid"}}
     )
-    assert bad.status_code == 422 and "spec.graph" in bad.json()["message"]
+    assert bad.status_code == 422
+    assert "spec.graph" in bad.json()["message"]
 
     scale = api.get(f"{GRAPHS}/g/scale").json()
-    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+    assert scale["kind"] == "Scale"
+    assert scale["spec"]["replicas"] == 2
     api.patch(f"{GRAPHS}/g/scale", json={"spec": {"replicas": 5}}, headers=MERGE)
     assert api.get(f"{GRAPHS}/g").json()["spec"]["replicas"] == 5
 
@@ -250,6 +253,7 @@ def test_streaming_lists_end_their_initial_events_with_a_bookmark(api):
     }
     with api.stream("GET", CM, params=query) as stream:
         events = [json.loads(line) for line in stream.iter_lines() if line]
-    assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "a"
+    assert events[0]["type"] == "ADDED"
+    assert events[0]["object"]["metadata"]["name"] == "a"
     assert events[1]["type"] == "BOOKMARK"
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}

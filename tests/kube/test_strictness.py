@@ -108,7 +108,8 @@ def test_the_selector_of_a_deployment_is_immutable(api):
     moved["spec"]["selector"] = {"matchLabels": {"app": "web", "tier": "x"}}
     moved["spec"]["template"]["metadata"]["labels"]["tier"] = "x"
     refused = api.put(f"{DEPLOYMENTS}/web", json=moved)
-    assert refused.status_code == 422 and "field is immutable" in refused.json()["message"]
+    assert refused.status_code == 422
+    assert "field is immutable" in refused.json()["message"]
 
 
 def test_unknown_fields_and_wrong_types_of_built_in_kinds(api):
@@ -158,7 +159,8 @@ def test_lists_are_paginated(api):
         token = page["metadata"].get("continue")
         if not token:
             break
-    assert names == [f"cm-{i}" for i in range(5)] and pages == 3
+    assert names == [f"cm-{i}" for i in range(5)]
+    assert pages == 3
 
 
 def test_a_namespace_waits_for_the_finalizers_of_its_content(api):
@@ -171,7 +173,8 @@ def test_a_namespace_waits_for_the_finalizers_of_its_content(api):
     assert api.get(f"{NS}/doomed/configmaps/free").status_code == 404
     assert api.get(f"{NS}/doomed/configmaps/held").json()["metadata"]["deletionTimestamp"]
     late = api.post(f"{NS}/doomed/configmaps", json={"metadata": {"name": "late"}})
-    assert late.status_code == 403 and "being terminated" in late.json()["message"]
+    assert late.status_code == 403
+    assert "being terminated" in late.json()["message"]
     assert api.get(f"{NS}/doomed").status_code == 200  # still there
     api.patch(
         f"{NS}/doomed/configmaps/held", json={"metadata": {"finalizers": None}}, headers=MERGE
@@ -259,7 +262,8 @@ def test_a_new_pod_template_is_a_new_revision_and_scaling_is_not(api):
     assert first["spec"]["replicas"] == 2
     api.patch(f"{DEPLOYMENTS}/web", json={"spec": {"replicas": 5}}, headers=MERGE)
     [same] = replicasets(api)
-    assert same["metadata"]["name"] == first["metadata"]["name"] and same["spec"]["replicas"] == 5
+    assert same["metadata"]["name"] == first["metadata"]["name"]
+    assert same["spec"]["replicas"] == 5
     annotated = {"spec": {"template": {"metadata": {"annotations": {"rolled": "1"}}}}}
     api.patch(f"{DEPLOYMENTS}/web", json=annotated, headers=MERGE)
     revisions = {

@@ -155,7 +155,7 @@ def crd_problems(crd: dict[str, Any]) -> list[str]:
                 rule_path = f"{path}.x-kubernetes-validations[{rule_index}].rule"
                 try:
                     _program(check["rule"])
-                except Exception as error:  # cel-python's parse errors have no common base
+                except Exception as error:  # noqa: BLE001 - cel-python's parse errors share no base
                     errors.append(
                         f"{rule_path}: Invalid value: {check['rule']!r}: compilation failed: {error}"
                     )

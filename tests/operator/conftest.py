@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.kube.client import ROOT, Kube, eventually
+from tests.kube.client import ROOT, Kube
 
-__all__ = ["ROOT", "Kube", "eventually"]
+__all__ = ["ROOT", "Kube"]
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ to and from the autoscaler without a dip, and a converged graph costs no request
 
 from kopf.testing import KopfRunner
 
-from tests.kube.client import Kube, eventually
+from tests.kube.client import Kube
 from tests.operator.test_operator import AG, condition, deployment_of, graph, jwt_secret
+from tests.polling import eventually
 
 GRAPH = "support-agent"
 
@@ -67,13 +68,17 @@ def test_fields_the_spec_no_longer_sets_disappear(kube, operator):
     )
     reconciled(kube, generation)
     pod = pod_spec(kube)
-    assert "nodeSelector" not in pod and "serviceAccountName" not in pod and "affinity" not in pod
+    assert "nodeSelector" not in pod
+    assert "serviceAccountName" not in pod
+    assert "affinity" not in pod
     template = deployment_of(kube)["spec"]["template"]["metadata"]
-    assert "team" not in template["labels"] and "note" not in template["annotations"]
+    assert "team" not in template["labels"]
+    assert "note" not in template["annotations"]
     service = kube.get("v1", "services", "agents", GRAPH)
     assert "annotations" not in service["metadata"]
     budget = kube.get("policy/v1", "poddisruptionbudgets", "agents", GRAPH)["spec"]
-    assert budget["maxUnavailable"] == 1 and "minAvailable" not in budget
+    assert budget["maxUnavailable"] == 1
+    assert "minAvailable" not in budget
 
 
 def test_only_what_pods_see_restarts_them(kube, operator):
@@ -117,7 +122,8 @@ def test_replicas_pass_to_the_autoscaler_without_a_dip_and_come_back_from_zero(k
             if e.rv > since and e.rtype.kind == "Deployment"
         ]
     )
-    assert seen and min(seen) == 5, seen  # never reset to 1 on the way to the autoscaler
+    assert seen, "no Deployment write seen"
+    assert min(seen) == 5, seen  # never reset to 1 on the way to the autoscaler
 
     reconciled(kube, patch_graph(kube, {"suspend": True}))
     eventually(lambda: replicas(kube) == 0, what="suspended")

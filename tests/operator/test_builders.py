@@ -236,5 +236,6 @@ def test_a_budget_only_where_more_than_one_pod_runs():
 
 @pytest.mark.parametrize("name", ["9lives", "a.b", "x" * 64, "Upper", "end-"])
 def test_names_that_cannot_name_a_service_are_refused(name):
-    assert name_problems(name) and "DNS-1035" in name_problems(name)[0]
+    assert name_problems(name)
+    assert "DNS-1035" in name_problems(name)[0]
     assert name_problems("support-agent") == []

@@ -34,7 +34,8 @@ def walk(schema: dict, path: str = ""):
 def test_the_schema_is_structural_and_every_field_is_described():
     schema = crd_schema(build_crd())
     for path, node in walk(schema):
-        assert "$ref" not in node and "title" not in node, path
+        assert "$ref" not in node, path
+        assert "title" not in node, path
         assert node.get("additionalProperties") is not False, path
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string"), path

@@ -86,6 +86,7 @@ def test_every_environment_the_operator_writes_starts_the_runtime(
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()  # raises SettingsError naming the variable otherwise
-    assert settings.auth_enabled and settings.jwt_algorithm == algorithm
+    assert settings.auth_enabled
+    assert settings.jwt_algorithm == algorithm
     assert settings.checkpointer == ("memory" if checkpointer == "memory" else "postgres")
     Authenticator(settings)  # the key is one the runtime can verify tokens with

@@ -4,7 +4,8 @@ import os
 import shutil
 import subprocess
 
-from tests.operator.conftest import ROOT, eventually
+from tests.operator.conftest import ROOT
+from tests.polling import eventually
 
 
 def kubectl(*args: str) -> str:

@@ -4,7 +4,8 @@ import copy
 
 import yaml
 
-from tests.operator.conftest import ROOT, Kube, eventually
+from tests.operator.conftest import ROOT, Kube
+from tests.polling import eventually
 
 AG = "agentflow.dev/v1alpha1"
 
@@ -374,7 +375,8 @@ def test_watches_and_lists_select_on_the_server_and_come_in_pages(kube, operator
             r for r in collection if r.query.get("fieldSelector", "").startswith("metadata.name=")
         ]
         by_label = [r for r in collection if r not in by_name]
-        assert by_label and all(r.query.get("labelSelector") for r in by_label), by_label
+        assert by_label, collection
+        assert all(r.query.get("labelSelector") for r in by_label), by_label
         lists = [r for r in by_label if r.query.get("watch") not in ("true", "1")]
         assert all(r.query.get("limit") for r in lists), lists
     secrets = next(r for r in mine if r.path.endswith("/secrets"))

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from tests.conftest import free_port
-from tests.operator.conftest import Kube, eventually
+from tests.operator.conftest import Kube
 from tests.operator.test_operator import graph, jwt_secret
+from tests.polling import eventually
 
 
 def start_operator(log: Path) -> subprocess.Popen[bytes]:

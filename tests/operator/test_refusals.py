@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.kube.client import Kube, eventually
+from tests.kube.client import Kube
 from tests.operator.test_operator import AG, condition, deployment_of, graph, jwt_secret
+from tests.polling import eventually
 
 RUN = ["run", "--all-namespaces", "--standalone", "-m", "agentflow_operator.handlers"]
 
@@ -30,7 +31,8 @@ def test_a_name_that_cannot_name_a_service_is_refused_at_once(kube, operator):
     kube.create(graph("9lives"), "agentgraphs")
     verdict = refused(kube, "9lives")
     assert verdict["reason"] == "InvalidName"
-    assert "DNS-1035" in verdict["message"] and '"9lives"' in verdict["message"]
+    assert "DNS-1035" in verdict["message"]
+    assert '"9lives"' in verdict["message"]
     eventually(lambda: warnings(kube, "InvalidName"), what="a Warning Event")
     assert deployment_of(kube, "9lives") is None  # nothing half-built
 

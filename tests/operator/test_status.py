@@ -44,7 +44,8 @@ def test_a_stuck_rollout_is_not_ready_and_says_why():
         Progressing=("False", "ProgressDeadlineExceeded"),
     )
     verdict = readiness(stuck, False)
-    assert verdict.status == "False" and verdict.reason == "ProgressDeadlineExceeded"
+    assert verdict.status == "False"
+    assert verdict.reason == "ProgressDeadlineExceeded"
     assert verdict.message == "Progressing says ProgressDeadlineExceeded; 2/3 replicas ready"
 
 
@@ -59,6 +60,7 @@ def test_an_unobserved_spec_is_pending_and_missing_or_suspended_say_so():
 def test_transition_time_moves_only_when_the_status_changes():
     previous = [{"type": "Ready", "status": "True", "lastTransitionTime": EARLIER}]
     same = condition("Ready", Verdict("True", "Available", "3/3"), 4, previous, NOW)
-    assert same.last_transition_time == EARLIER and same.observed_generation == 4
+    assert same.last_transition_time == EARLIER
+    assert same.observed_generation == 4
     flipped = condition("Ready", Verdict("False", "Unavailable", "0/3"), 4, previous, NOW)
     assert flipped.last_transition_time == NOW

@@ -31,7 +31,8 @@ async def test_a_key_is_never_worked_on_twice_at_once_and_comes_back_if_added_me
             break
         await asyncio.sleep(0.01)
     task.cancel()
-    assert runs == ["a", "a"] and not any(overlaps)
+    assert runs == ["a", "a"]
+    assert not any(overlaps)
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets():

@@ -46,4 +46,5 @@ def test_secret_values_are_never_repeated_in_settings_errors():
     result = run_agentflow(
         "api", env={**GRAPH, "JWT_SECRET_KEY": "hunter2-hunter2", "JWT_ALGORITHM": "ES256"}
     )
-    assert result.returncode != 0 and "hunter2" not in result.stderr
+    assert result.returncode != 0
+    assert "hunter2" not in result.stderr

@@ -73,7 +73,8 @@ def test_sigterm_lets_short_runs_finish_and_ends_long_streams_with_an_error(tmp_
     ]
     for reader in readers:
         reader.start()
-    assert long_started.wait(10) and short_started.wait(10)
+    assert long_started.wait(10)
+    assert short_started.wait(10)
     started = time.monotonic()
     os.kill(server.process.pid, signal.SIGTERM)
     for reader in readers:
@@ -85,4 +86,5 @@ def test_sigterm_lets_short_runs_finish_and_ends_long_streams_with_an_error(tmp_
     assert short_events[-1][1]["data"]["status"] == "success"
     assert [name for name, _ in long_events][-2:] == ["error", "end"]
     error = long_events[-2][1]["data"]
-    assert error["code"] == "run_stopped" and "the server shut down" in error["message"]
+    assert error["code"] == "run_stopped"
+    assert "the server shut down" in error["message"]

@@ -117,7 +117,8 @@ async def test_a_failing_node_is_a_500_json_error_and_the_last_checkpoint_stays(
     )
     assert_error(response, 500, "node_failed", "node 'work' failed", "RuntimeError")
     state = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
-    assert state["count"] == 1 and not state.get("fail")
+    assert state["count"] == 1
+    assert not state.get("fail")
 
 
 async def test_the_recursion_limit_is_reported(client):

@@ -20,7 +20,8 @@ async def test_invoke_answers_in_the_agentflow_envelope(client):
     data = body["data"]
     assert data["meta"]["is_new_thread"] is True
     assert data["meta"]["status"] == "success"
-    assert len(data["meta"]["thread_id"]) > 0 and len(data["meta"]["run_id"]) > 0
+    assert len(data["meta"]["thread_id"]) > 0
+    assert len(data["meta"]["run_id"]) > 0
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
     assert data["state"]["count"] == 1
     assert set(body["metadata"]) == {"request_id", "timestamp", "message"}
@@ -32,7 +33,8 @@ async def test_granularity_chooses_what_comes_back(client):
     partial = (await invoke(client, messages=["x"], response_granularity="partial")).json()["data"]
     assert low["state"] is None
     assert [m["role"] for m in low["messages"]] == ["assistant"]
-    assert "messages" not in partial["state"] and partial["state"]["count"] == 1
+    assert "messages" not in partial["state"]
+    assert partial["state"]["count"] == 1
 
 
 async def test_a_thread_continues_from_its_latest_checkpoint(client):
@@ -57,7 +59,8 @@ async def test_interrupt_then_resume_over_http(client):
     assert data["next"] == ["approve"]
 
     state = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]
-    assert state["interrupts"][0]["node"] == "approve" and state["next"] == ["approve"]
+    assert state["interrupts"][0]["node"] == "approve"
+    assert state["next"] == ["approve"]
 
     resumed = await invoke(
         client, resume="yes", config={"thread_id": thread}, response_granularity="full"
@@ -106,7 +109,8 @@ async def test_thread_state_history_list_update_and_delete(client):
     assert again.json()["data"]["state"]["count"] == 11  # the reducer adds to the set value
 
     deleted = await client.delete(f"/v1/threads/{thread}/state")
-    assert deleted.status_code == 200 and deleted.json()["data"]["deleted"] is True
+    assert deleted.status_code == 200
+    assert deleted.json()["data"]["deleted"] is True
     assert (await client.get(f"/v1/threads/{thread}/state")).status_code == 404
     assert (await client.delete(f"/v1/threads/{thread}/state")).status_code == 404
 
@@ -117,7 +121,8 @@ async def test_put_state_creates_a_thread_and_normalises_messages(client):
         f"/v1/threads/{thread}/state", json={"state": {"messages": ["seeded"]}}
     )
     values = response.json()["data"]["values"]
-    assert values["messages"][0]["role"] == "user" and values["messages"][0]["id"]
+    assert values["messages"][0]["role"] == "user"
+    assert values["messages"][0]["id"]
 
 
 async def test_graph_description_and_probes(client):
@@ -126,4 +131,5 @@ async def test_graph_description_and_probes(client):
     assert (await client.get("/ping")).json()["data"] == "pong"
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"]["checkpointer"] == "ok"
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["checkpointer"] == "ok"

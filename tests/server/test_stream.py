@@ -69,7 +69,8 @@ async def test_sse_wire_format_is_event_and_data_lines_per_event(client):
         lines = block.split("\n")
         assert len(lines) == 3
         assert lines[0] == f"id: {index}"  # the chunk's position in the run, to rejoin after
-        assert lines[1].startswith("event: ") and lines[2].startswith("data: ")
+        assert lines[1].startswith("event: ")
+        assert lines[2].startswith("data: ")
     assert blocks[-1].split("\n")[1] == "event: end"
 
 
@@ -83,7 +84,8 @@ async def test_events_arrive_as_they_happen_not_buffered(client):
             if event.event == "custom":
                 arrivals.append(loop.time())
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert len(arrivals) == 3 and all(gap > 0.2 for gap in gaps)
+    assert len(arrivals) == 3
+    assert all(gap > 0.2 for gap in gaps)
 
 
 async def test_ndjson_when_asked_for(client):
@@ -108,7 +110,8 @@ async def test_a_failing_node_gives_an_error_event_then_end_and_keeps_the_thread
     assert "node 'work' failed" in error["message"]
     assert events[1][1]["data"]["status"] == "error"
     state = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
-    assert state["count"] == 1 and not state.get("fail")
+    assert state["count"] == 1
+    assert not state.get("fail")
 
 
 async def test_an_interrupted_stream_says_so_in_its_events(client):
@@ -143,7 +146,8 @@ async def test_a_silent_sse_stream_carries_ping_comments(pinging_server: Server)
         async with client.stream("POST", "/v1/graph/stream", json=body) as response:
             raw = (await response.aread()).decode()
         pings = [line for line in raw.splitlines() if line.startswith(":")]
-        assert len(pings) >= 2 and set(pings) == {": ping"}
+        assert len(pings) >= 2
+        assert set(pings) == {": ping"}
         # Pings fall between events (or after the last one), never inside one.
         blocks = [b for b in raw.split("\n\n") if b.strip() and not b.startswith(":")]
         assert all(len(block.splitlines()) == 3 for block in blocks)

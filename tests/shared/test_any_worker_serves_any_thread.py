@@ -162,7 +162,8 @@ async def test_a_worker_killed_mid_run_leaves_the_last_checkpoint_to_the_other(
     assert isinstance((await asyncio.gather(running, return_exceptions=True))[0], httpx.HTTPError)
 
     state = await state_of(workers[0].url, thread)
-    assert state["values"]["count"] == 1 and state["values"]["messages"] == []
+    assert state["values"]["count"] == 1
+    assert state["values"]["messages"] == []
     started = time.monotonic()
     resumed = await invoke(workers[1].url, thread, initial_state={"events": 0})
     assert resumed.status_code == 200, resumed.text  # no wait for a lease: the killer is gone

@@ -1,13 +1,13 @@
 """`agentflow api` with the shared checkpointer: several workers, and clear start-up errors."""
 
 import subprocess
-import time
 import uuid
 
 import httpx
 
 from tests.cli.test_api_command import run_agentflow
 from tests.conftest import start_server
+from tests.polling import eventually
 from tests.shared.conftest import shared_env
 
 
@@ -20,10 +20,8 @@ def test_several_workers_share_threads(database_url, redis_url, tmp_path):
     env = shared_env(database_url, redis_url, f"cli-{uuid.uuid4().hex[:8]}")
     server = start_server(tmp_path, env, args=("--workers", "2"))
     try:
-        deadline = time.monotonic() + 30
-        while len(children_of(server.process.pid)) < 2:  # Uvicorn's supervisor and 2 workers
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.1)
+        # Uvicorn's supervisor and its 2 workers.
+        eventually(lambda: len(children_of(server.process.pid)) >= 2, what="2 worker processes")
         thread = "many-workers"
         with httpx.Client(base_url=server.url, timeout=30) as client:
             for _ in range(10):  # new connections each time: the kernel spreads them

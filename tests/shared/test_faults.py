@@ -9,6 +9,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.conftest import free_port, start_server
+from tests.polling import eventually
 from tests.services import OwnRedis
 from tests.shared.conftest import shared_env
 
@@ -49,15 +50,17 @@ def test_postgres_restarting_fails_requests_fast_then_recovers(own_postgres, red
             # Still ready: every replica shares Postgres, and a Service emptied of them all would
             # answer connection errors instead of this clear 503.
             ready = client.get("/readyz")
-            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+            assert ready.status_code == 200
+            assert ready.json()["status"] == "degraded"
             assert ready.json()["checks"]["checkpointer"] != "ok"
             assert client.get("/healthz").status_code == 200  # alive: no restart needed
 
             own_postgres.start()
-            deadline = time.monotonic() + RECOVERY_BOUND_S
-            while (response := invoke(client, thread)).status_code != 200:
-                assert time.monotonic() < deadline, response.text
-                time.sleep(0.2)
+            response = eventually(
+                lambda: (answer := invoke(client, thread)).status_code == 200 and answer,
+                within_s=RECOVERY_BOUND_S,
+                what="a run after Postgres came back",
+            )
             assert (
                 response.json()["data"]["state"]["count"] == 2
             )  # nothing lost, nothing half-written
@@ -77,30 +80,33 @@ def test_without_redis_runs_keep_working_and_joining_says_why(database_url, own_
             own_redis.stop()
             assert invoke(client, "no-redis").status_code == 200
             second = invoke(client, "no-redis")
-            assert second.status_code == 200 and second.json()["data"]["state"]["count"] == 2
+            assert second.status_code == 200
+            assert second.json()["data"]["state"]["count"] == 2
 
             body = {"initial_state": {"events": 2}, "config": {"thread_id": "no-redis-stream"}}
             with connect_sse(client, "POST", "/v1/graph/stream", json=body) as source:
                 events = [(e.event, e.json()) for e in source.iter_sse()]
-            assert events[-1][0] == "end" and events[-1][1]["data"]["status"] == "success"
+            assert events[-1][0] == "end"
+            assert events[-1][1]["data"]["status"] == "success"
             run_id = events[-1][1]["run_id"]
 
             joined = client.get(f"/v1/threads/no-redis-stream/runs/{run_id}/stream")
             assert joined.status_code == 503
             assert joined.json()["error"]["code"] == "broker_unavailable"
             ready = client.get("/readyz")
-            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+            assert ready.status_code == 200
+            assert ready.json()["status"] == "degraded"
             assert ready.json()["checks"]["broker"].startswith("unavailable")
 
             own_redis.start()
-            deadline = time.monotonic() + RECOVERY_BOUND_S
-            while True:  # once the broker retries Redis, new runs can be joined again
+
+            def joinable() -> bool:
+                """Once the broker retries Redis, new runs can be joined again."""
                 with connect_sse(client, "POST", "/v1/graph/stream", json=body) as source:
                     run_id = [e.json() for e in source.iter_sse()][-1]["run_id"]
                 path = f"/v1/threads/no-redis-stream/runs/{run_id}/stream"
-                if client.get(path).status_code == 200:
-                    break
-                assert time.monotonic() < deadline
-                time.sleep(0.5)
+                return client.get(path).status_code == 200
+
+            eventually(joinable, within_s=RECOVERY_BOUND_S, what="a joinable run", every_s=0.5)
     finally:
         server.stop()

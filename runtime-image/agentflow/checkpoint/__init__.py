@@ -1,14 +1,14 @@
-"""Checkpointers: where threads' states are kept."""
+"""Checkpoint stores: where threads' states are kept."""
 
 from agentflow.checkpoint.base import (
     Checkpoint,
     Checkpointer,
     CheckpointerError,
     ConcurrentUpdateError,
+    JsonSerializer,
+    Serializer,
     StateNotSerializableError,
     ThreadInfo,
-    ThreadLease,
-    ThreadLockedError,
 )
 from agentflow.checkpoint.memory import InMemoryCheckpointer
 
@@ -18,8 +18,8 @@ __all__ = [
     "CheckpointerError",
     "ConcurrentUpdateError",
     "InMemoryCheckpointer",
+    "JsonSerializer",
+    "Serializer",
     "StateNotSerializableError",
     "ThreadInfo",
-    "ThreadLease",
-    "ThreadLockedError",
 ]

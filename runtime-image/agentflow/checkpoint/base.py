@@ -1,7 +1,12 @@
-"""The checkpointer interface: where a thread's state lives between steps and between requests.
+"""The checkpoint store interface: where a thread's state lives between steps and between
+requests. A store only stores: thread leases (agentflow.leases), runs and streams
+(agentflow.runtime) live elsewhere.
 
-The engine writes one :class:`Checkpoint` after every step. Implementations must make each
-``put`` atomic (a reader never sees half a checkpoint) and keep history newest first.
+The engine writes one :class:`Checkpoint` after every step, and while a step of several nodes
+runs, each finished node's update as a *pending write*, so a run continued after a crash re-runs
+only the nodes that did not finish. Implementations must make each ``put`` atomic (a reader
+never sees half a checkpoint) and keep history newest first; how checkpoints become bytes is
+their :class:`Serializer` (JSON by default).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -33,32 +38,6 @@ class ConcurrentUpdateError(AgentflowError):
     """Another writer stored a checkpoint of this thread first: this one would have lost it."""
 
     status, code = 409, "concurrent_update"
-
-
-class ThreadLockedError(AgentflowError):
-    """Another run (or state change) holds the thread."""
-
-    status, code = 409, "thread_busy"
-
-    def __init__(self, thread_id: str, holder: str) -> None:
-        self.thread_id = thread_id
-        self.holder = holder
-        super().__init__(
-            f"thread '{thread_id}' is busy with {holder}; wait for it to finish or stop it, "
-            "then retry"
-        )
-
-
-class ThreadLease(ABC):
-    """A held thread lock. Keep it for the whole run; :meth:`release` it when done."""
-
-    def __init__(self, thread_id: str, holder: str) -> None:
-        self.thread_id = thread_id
-        self.holder = holder
-
-    @abstractmethod
-    async def release(self) -> None:
-        """Give the thread back (a no-op once released)."""
 
 
 @dataclass(slots=True)
@@ -85,18 +64,6 @@ class Checkpoint:
     checkpoint_id: str = field(default_factory=new_id)
     created_at: float = field(default_factory=time.time)
 
-    def to_json(self) -> bytes:
-        try:  # orjson reads dataclasses directly: no copy of the state on the way
-            return orjson.dumps(self)
-        except TypeError as error:
-            raise StateNotSerializableError(
-                f"the state of thread '{self.thread_id}' cannot be stored as JSON: {error}"
-            ) from error
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> Checkpoint:
-        return cls(**orjson.loads(raw))
-
 
 @dataclass(slots=True)
 class ThreadInfo:
@@ -107,6 +74,47 @@ class ThreadInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Serializer(Protocol):
+    """How a store turns checkpoints (and pending writes) into bytes and back."""
+
+    def dumps(self, checkpoint: Checkpoint) -> bytes: ...
+
+    def loads(self, raw: bytes | str) -> Checkpoint: ...
+
+    def dumps_update(self, thread_id: str, update: dict[str, Any]) -> bytes: ...
+
+    def loads_update(self, raw: bytes | str) -> dict[str, Any]: ...
+
+
+class JsonSerializer:
+    """JSON (orjson): readable in the database, and what every store accepts."""
+
+    def dumps(self, checkpoint: Checkpoint) -> bytes:
+        try:  # orjson reads dataclasses directly: no copy of the state on the way
+            return orjson.dumps(checkpoint)
+        except TypeError as error:
+            raise _not_serializable(checkpoint.thread_id, error) from error
+
+    def loads(self, raw: bytes | str) -> Checkpoint:
+        return Checkpoint(**orjson.loads(raw))
+
+    def dumps_update(self, thread_id: str, update: dict[str, Any]) -> bytes:
+        try:
+            return orjson.dumps(update)
+        except TypeError as error:
+            raise _not_serializable(thread_id, error) from error
+
+    def loads_update(self, raw: bytes | str) -> dict[str, Any]:
+        update: dict[str, Any] = orjson.loads(raw)
+        return update
+
+
+def _not_serializable(thread_id: str, error: Exception) -> StateNotSerializableError:
+    return StateNotSerializableError(
+        f"the state of thread '{thread_id}' cannot be stored as JSON: {error}"
+    )
 
 
 class Checkpointer(ABC):
@@ -155,13 +163,12 @@ class Checkpointer(ABC):
         """Delete a thread and all its checkpoints; False if it did not exist."""
 
     @abstractmethod
-    async def lock_thread(self, thread_id: str, holder: str) -> ThreadLease:
-        """Take the thread for one run or state change, for every process sharing this store.
-
-        Raise :class:`ThreadLockedError` at once if another holder has it. A holder whose
-        process dies must not keep the thread for more than the lease time.
-        """
+    async def put_writes(
+        self, thread_id: str, step: int, node: str, update: dict[str, Any]
+    ) -> None:
+        """Keep what ``node`` wrote in ``step``, a step not checkpointed yet (storing that
+        step's checkpoint drops them)."""
 
     @abstractmethod
-    async def thread_holder(self, thread_id: str) -> str | None:
-        """Who holds the thread now (as given to :meth:`lock_thread`), or None."""
+    async def pending_writes(self, thread_id: str, step: int) -> dict[str, dict[str, Any]]:
+        """The writes kept for ``step``: node -> its update."""

@@ -1,4 +1,4 @@
-"""A process-local checkpointer for development, tests and single-worker servers."""
+"""A process-local checkpoint store for development, tests and single-worker servers."""
 
 from __future__ import annotations
 
@@ -9,35 +9,36 @@ from agentflow.checkpoint.base import (
     Checkpoint,
     Checkpointer,
     ConcurrentUpdateError,
+    JsonSerializer,
+    Serializer,
     ThreadInfo,
-    ThreadLease,
-    ThreadLockedError,
 )
 
 
 class InMemoryCheckpointer(Checkpointer):
-    """Keeps every checkpoint as JSON bytes in this process.
+    """Keeps every checkpoint serialised (JSON by default) in this process.
 
-    Storing serialised bytes, not live objects, means a node that later mutates a list it
-    returned cannot rewrite history, and non-JSON state fails here exactly as it would in
-    Postgres. State is lost when the process exits and is invisible to other workers.
+    Storing bytes, not live objects, means a node that later mutates a list it returned cannot
+    rewrite history, and non-JSON state fails here exactly as it would in Postgres. State is
+    lost when the process exits and is invisible to other workers.
     """
 
-    def __init__(self, max_history: int = 100) -> None:
+    def __init__(self, max_history: int = 100, serializer: Serializer | None = None) -> None:
         self.max_history = max_history
+        self.serializer = serializer or JsonSerializer()
         self._checkpoints: dict[str, list[bytes]] = {}
         self._threads: dict[str, ThreadInfo] = {}
         self._latest_step: dict[str, int] = {}
-        self._holders: dict[str, str] = {}
+        self._writes: dict[str, dict[int, dict[str, bytes]]] = {}  # thread -> step -> node
 
     async def get(self, thread_id: str) -> Checkpoint | None:
         stored = self._checkpoints.get(thread_id)
-        return Checkpoint.from_json(stored[-1]) if stored else None
+        return self.serializer.loads(stored[-1]) if stored else None
 
     async def put(
         self, checkpoint: Checkpoint, thread_metadata: dict[str, Any] | None = None
     ) -> None:
-        raw = checkpoint.to_json()
+        raw = self.serializer.dumps(checkpoint)
         expected = self._latest_step.get(checkpoint.thread_id, -1) + 1
         if checkpoint.step != expected:
             raise ConcurrentUpdateError(
@@ -45,6 +46,9 @@ class InMemoryCheckpointer(Checkpointer):
                 f"on top of step {expected - 1}"
             )
         self._latest_step[checkpoint.thread_id] = checkpoint.step
+        writes = self._writes.get(checkpoint.thread_id, {})
+        for step in [s for s in writes if s <= checkpoint.step]:
+            del writes[step]
         now = time.time()
         thread = self._threads.get(checkpoint.thread_id)
         if thread is None:
@@ -61,7 +65,17 @@ class InMemoryCheckpointer(Checkpointer):
 
     async def history(self, thread_id: str, limit: int = 20) -> list[Checkpoint]:
         stored = self._checkpoints.get(thread_id, [])
-        return [Checkpoint.from_json(raw) for raw in reversed(stored[-limit:])]
+        return [self.serializer.loads(raw) for raw in reversed(stored[-limit:])]
+
+    async def put_writes(
+        self, thread_id: str, step: int, node: str, update: dict[str, Any]
+    ) -> None:
+        raw = self.serializer.dumps_update(thread_id, update)
+        self._writes.setdefault(thread_id, {}).setdefault(step, {})[node] = raw
+
+    async def pending_writes(self, thread_id: str, step: int) -> dict[str, dict[str, Any]]:
+        kept = self._writes.get(thread_id, {}).get(step, {})
+        return {node: self.serializer.loads_update(raw) for node, raw in kept.items()}
 
     async def get_thread(self, thread_id: str) -> ThreadInfo | None:
         return self._threads.get(thread_id)
@@ -79,24 +93,5 @@ class InMemoryCheckpointer(Checkpointer):
     async def delete_thread(self, thread_id: str) -> bool:
         self._checkpoints.pop(thread_id, None)
         self._latest_step.pop(thread_id, None)
+        self._writes.pop(thread_id, None)
         return self._threads.pop(thread_id, None) is not None
-
-    async def lock_thread(self, thread_id: str, holder: str) -> ThreadLease:
-        current = self._holders.get(thread_id)
-        if current is not None:
-            raise ThreadLockedError(thread_id, current)
-        self._holders[thread_id] = holder
-        return _MemoryLease(self, thread_id, holder)
-
-    async def thread_holder(self, thread_id: str) -> str | None:
-        return self._holders.get(thread_id)
-
-
-class _MemoryLease(ThreadLease):
-    def __init__(self, store: InMemoryCheckpointer, thread_id: str, holder: str) -> None:
-        super().__init__(thread_id, holder)
-        self._store = store
-
-    async def release(self) -> None:
-        if self._store._holders.get(self.thread_id) == self.holder:
-            del self._store._holders[self.thread_id]

@@ -62,6 +62,11 @@ class RunResult:
     next: list[str] = field(default_factory=list)
     steps: int = 0
 
+    @property
+    def status(self) -> str:
+        """``interrupted`` (waiting for a resume) or ``success``."""
+        return "interrupted" if self.interrupts else "success"
+
 
 @dataclass(slots=True)
 class _Outcome:
@@ -98,14 +103,18 @@ class CompiledGraph:
         metadata: dict[str, Any] | None = None,
         thread_metadata: dict[str, Any] | None = None,
         publish: Publish | None = None,
+        continue_run: bool = False,
     ) -> Run:
         """Load the thread, check ``resume`` against it and apply ``input``: everything that can
         go wrong because of the request happens here, before the first node runs. Then call
         :meth:`Run.execute`.
 
         ``input`` is applied through the reducers on new and existing threads alike. ``resume``
-        answers the thread's pending interrupt. ``publish`` receives every :class:`StreamChunk`
-        as it happens, on the event loop's thread, and must not block.
+        answers the thread's pending interrupt. ``continue_run`` picks up a run that stopped
+        between steps (its process died): from the thread's latest checkpoint, running the
+        nodes it names next, except those whose writes for that step were already kept.
+        ``publish`` receives every :class:`StreamChunk` as it happens, on the event loop's
+        thread, and must not block.
         """
         run = Run(
             graph=self,
@@ -116,13 +125,52 @@ class CompiledGraph:
             thread_metadata=thread_metadata,
             publish=publish,
         )
-        await run.prepare(input, resume)
+        await run.prepare(input, resume, continue_run)
         return run
 
     async def arun(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
         """:meth:`start_run` and execute it; returns the full :class:`RunResult`."""
         run = await self.start_run(input, **options)
         return await run.execute()
+
+    async def update_state(
+        self,
+        thread_id: str,
+        values: Mapping[str, Any],
+        *,
+        update_id: str,
+        thread_metadata: dict[str, Any] | None = None,
+    ) -> Checkpoint:
+        """Set the given keys to the given values (no reducers) and keep everything else, a
+        pending interrupt included, so a human can correct the state before resuming; stored
+        as the thread's next checkpoint (the caller holds the thread)."""
+        unknown = sorted(set(values) - set(self.schema.channels))
+        if unknown:
+            raise InvalidUpdateError(
+                f"unknown state key(s) {', '.join(unknown)}; "
+                f"the state keys are: {', '.join(self.schema.keys)}"
+            )
+        checked = self.normalize_update("the state update", values)
+        assert self.checkpointer is not None, "update_state needs a checkpointer"
+        latest = await self.checkpointer.get(thread_id)
+        if latest is None:
+            base = self.schema.initial_values()
+            checkpoint = Checkpoint(thread_id, update_id, 0, {**base, **checked})
+        else:
+            checkpoint = Checkpoint(
+                thread_id=thread_id,
+                run_id=update_id,
+                step=latest.step + 1,
+                values={**latest.values, **checked},
+                next=latest.next,
+                interrupts=latest.interrupts,
+                resumes=latest.resumes,
+                pending_writes=latest.pending_writes,
+                parent_id=latest.checkpoint_id,
+            )
+        checkpoint.source = "update"
+        await self.checkpointer.put(checkpoint, thread_metadata)
+        return checkpoint
 
     def with_checkpointer(self, checkpointer: Checkpointer) -> CompiledGraph:
         """A copy of this graph that keeps its threads in ``checkpointer``."""
@@ -301,9 +349,14 @@ class Run:
         self.pending_writes: dict[str, dict[str, Any]] = {}
         self.parent_id: str | None = None
 
-    async def prepare(self, input: Mapping[str, Any] | None, resume: Any) -> None:
+    async def prepare(
+        self, input: Mapping[str, Any] | None, resume: Any, continue_run: bool = False
+    ) -> None:
         latest = await self.checkpointer.get(self.thread_id) if self.checkpointer else None
         values = latest.values if latest else self.schema.initial_values()
+        if continue_run:
+            await self._continue(latest, values)
+            return
         if resume is not MISSING:
             if latest is None or not latest.interrupts:
                 raise NothingToResumeError(
@@ -325,6 +378,19 @@ class Run:
             self.to_run = await self.graph.successors(START, values)
         self.latest, self.values = latest, values
         self.parent_id = latest.checkpoint_id if latest else None
+
+    async def _continue(self, latest: Checkpoint | None, values: dict[str, Any]) -> None:
+        """Pick up where the thread's latest checkpoint left off: its next nodes, minus those
+        whose writes for the step were kept before the run stopped."""
+        self.latest, self.values = latest, values
+        self.parent_id = latest.checkpoint_id if latest else None
+        if latest is None or latest.interrupts:
+            return  # nothing to continue: a new thread, or one waiting for a resume
+        self.to_run = list(latest.next)
+        assert self.checkpointer is not None
+        self.pending_writes = await self.checkpointer.pending_writes(
+            self.thread_id, latest.step + 1
+        )
 
     async def execute(self) -> RunResult:
         """Run steps until no node is left (or a node interrupts), checkpointing each step."""
@@ -424,7 +490,8 @@ class Run:
             outcomes[fresh[0]] = await self._run_node(fresh[0], values, step, resumes)
         elif fresh:
             tasks = {
-                n: asyncio.ensure_future(self._run_node(n, values, step, resumes)) for n in fresh
+                n: asyncio.ensure_future(self._run_and_keep(n, values, step, resumes))
+                for n in fresh
             }
             try:
                 await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
@@ -434,6 +501,16 @@ class Run:
                 await asyncio.gather(*tasks.values(), return_exceptions=True)
             outcomes.update({n: t.result() for n, t in tasks.items()})  # raises the first failure
         return outcomes
+
+    async def _run_and_keep(
+        self, name: str, values: dict[str, Any], step: int, resumes: dict[str, list[Any]]
+    ) -> _Outcome:
+        """Run one of a step's several nodes and keep its update as a pending write: if the run
+        stops before the step's checkpoint, continuing it runs only the others."""
+        outcome = await self._run_node(name, values, step, resumes)
+        if outcome.update is not None and self.checkpointer is not None:
+            await self.checkpointer.put_writes(self.thread_id, step, name, outcome.update)
+        return outcome
 
     async def _run_node(
         self, name: str, values: dict[str, Any], step: int, resumes: dict[str, list[Any]]

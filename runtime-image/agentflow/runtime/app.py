@@ -16,11 +16,16 @@ from starlette.requests import Request
 from agentflow import __version__
 from agentflow.errors import AgentflowError
 from agentflow.runtime.auth import Authenticator, AuthMiddleware
-from agentflow.runtime.backends import build_broker, build_checkpointer, graph_id_of
+from agentflow.runtime.backends import build_broker, build_checkpointer, build_leases, graph_id_of
 from agentflow.runtime.collector import tune_for_serving
 from agentflow.runtime.errors import ErrorInfo, report
 from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
-from agentflow.runtime.metrics import MeteredCheckpointer, MeteredThreadPool, Metrics
+from agentflow.runtime.metrics import (
+    MeteredCheckpointer,
+    MeteredLeases,
+    MeteredThreadPool,
+    Metrics,
+)
 from agentflow.runtime.middleware import (
     ExchangeMiddleware,
     JSONRefusalCORSMiddleware,
@@ -28,9 +33,10 @@ from agentflow.runtime.middleware import (
 )
 from agentflow.runtime.responses import JSONResponse, error_response
 from agentflow.runtime.routes import graph, health, threads
-from agentflow.runtime.service import GraphService
+from agentflow.runtime.runs import Runs
 from agentflow.runtime.settings import Settings, load_settings
 from agentflow.runtime.shutdown import on_termination
+from agentflow.runtime.threads import Threads
 
 logger = logging.getLogger("agentflow.runtime")
 
@@ -56,22 +62,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checkpointer = compiled.checkpointer or build_checkpointer(settings, graph_id)
         broker = build_broker(settings, graph_id, checkpointer)
         await checkpointer.setup()
-        service = GraphService(
-            compiled,
-            MeteredCheckpointer(checkpointer, metrics),
+        store = MeteredCheckpointer(checkpointer, metrics)
+        graph = compiled.with_checkpointer(store)
+        threads = Threads(
+            graph, store, MeteredLeases(build_leases(settings, checkpointer), metrics)
+        )
+        runs = Runs(
+            graph,
+            threads,
             broker,
             production=settings.is_production,
             enqueue_timeout_s=settings.enqueue_timeout_s,
             metrics=metrics,
         )
-        await service.start()
-        app.state.service = service
+        await runs.start()
+        app.state.runs, app.state.threads = runs, threads
+        app.state.store, app.state.broker = store, broker
         tune_for_serving()
         draining: set[asyncio.Task[None]] = set()
 
         def begin_shutdown() -> None:
             if not draining:
-                draining.add(asyncio.ensure_future(service.drain(settings.shutdown_grace_s)))
+                draining.add(asyncio.ensure_future(runs.drain(settings.shutdown_grace_s)))
 
         restore_signals = on_termination(begin_shutdown)
         logger.info(
@@ -85,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             restore_signals()
-            await service.aclose()
+            await runs.aclose()
             await checkpointer.close()
             pool.shutdown(wait=False, cancel_futures=True)
 

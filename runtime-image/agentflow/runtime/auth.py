@@ -47,22 +47,33 @@ class Authenticator:
             try:
                 algorithm = get_default_algorithms()[self.algorithm]
                 self.key = algorithm.prepare_key(settings.jwt_public_key.get_secret_value())
-            except Exception:
+            except (jwt.PyJWTError, ValueError, TypeError):  # not a key PyJWT can load
                 raise SettingsError(
                     f"JWT_PUBLIC_KEY is not a PEM public key usable with {self.algorithm}"
                 ) from None
 
     def verify(self, authorization: str | None) -> str:
         """The token's subject (``sub``), or :class:`AuthError` saying which check failed."""
-        if not authorization:
-            raise AuthError("missing_token", "this endpoint needs 'Authorization: Bearer <token>'")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or " " in token:
-            raise AuthError(
-                "malformed_authorization",
-                "the Authorization header must be 'Bearer <token>' with a single token",
+        token = _bearer_token(authorization)
+        self._check_algorithm(token)
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
             )
+        except jwt.PyJWTError as error:
+            raise self._refusal(error) from None
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise AuthError("missing_claim", "the token's 'sub' claim must be a non-empty string")
+        return subject
+
+    def _check_algorithm(self, token: str) -> None:
+        """Refuse unsigned tokens and other algorithms before verifying anything."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -78,37 +89,41 @@ class Authenticator:
                 f"the token is signed with {algorithm}, but this server accepts only "
                 f"{self.algorithm}",
             )
-        try:
-            claims = jwt.decode(
-                token,
-                self.key,
-                algorithms=[self.algorithm],
-                issuer=self.issuer,
-                audience=self.audience,
-                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
-            )
-        except jwt.InvalidSignatureError:
-            raise AuthError("bad_signature", "the token's signature does not verify") from None
-        except jwt.ExpiredSignatureError:
-            raise AuthError("token_expired", "the token has expired (exp)") from None
-        except jwt.ImmatureSignatureError:
-            raise AuthError("token_not_yet_valid", "the token is not valid yet (nbf)") from None
-        except jwt.MissingRequiredClaimError as error:
-            raise AuthError(
+
+    def _refusal(self, error: jwt.PyJWTError) -> AuthError:
+        """Which check a token failed, in words."""
+        if isinstance(error, jwt.MissingRequiredClaimError):
+            return AuthError(
                 "missing_claim", f"the token has no '{error.claim}' claim, which is required"
-            ) from None
-        except jwt.InvalidIssuerError:
-            raise AuthError("wrong_issuer", f"the token's issuer is not '{self.issuer}'") from None
-        except jwt.InvalidAudienceError:
-            raise AuthError(
-                "wrong_audience", f"the token's audience does not include '{self.audience}'"
-            ) from None
-        except jwt.PyJWTError as error:
-            raise AuthError("invalid_token", f"the token is invalid: {error}") from None
-        subject = claims["sub"]
-        if not isinstance(subject, str) or not subject:
-            raise AuthError("missing_claim", "the token's 'sub' claim must be a non-empty string")
-        return subject
+            )
+        checks: list[tuple[type[jwt.PyJWTError], str, str]] = [
+            (jwt.InvalidSignatureError, "bad_signature", "the token's signature does not verify"),
+            (jwt.ExpiredSignatureError, "token_expired", "the token has expired (exp)"),
+            (jwt.ImmatureSignatureError, "token_not_yet_valid", "the token is not valid yet (nbf)"),
+            (jwt.InvalidIssuerError, "wrong_issuer", f"the token's issuer is not '{self.issuer}'"),
+            (
+                jwt.InvalidAudienceError,
+                "wrong_audience",
+                f"the token's audience does not include '{self.audience}'",
+            ),
+        ]
+        for kind, code, message in checks:
+            if isinstance(error, kind):
+                return AuthError(code, message)
+        return AuthError("invalid_token", f"the token is invalid: {error}")
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthError("missing_token", "this endpoint needs 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthError(
+            "malformed_authorization",
+            "the Authorization header must be 'Bearer <token>' with a single token",
+        )
+    return token
 
 
 class AuthMiddleware:

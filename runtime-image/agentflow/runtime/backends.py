@@ -1,10 +1,11 @@
-"""Builds the checkpointer and the run broker the settings ask for."""
+"""Builds the checkpoint store, the thread leases and the run broker the settings ask for."""
 
 from __future__ import annotations
 
 import logging
 
 from agentflow.checkpoint import Checkpointer, InMemoryCheckpointer
+from agentflow.leases import InMemoryLeases, ThreadLeases
 from agentflow.runtime.broker import LocalRunBroker, RunBroker
 from agentflow.runtime.loader import GraphRef
 from agentflow.runtime.settings import Settings
@@ -30,9 +31,22 @@ def build_checkpointer(settings: Settings, graph_id: str) -> Checkpointer:
         pool_min=settings.pg_pool_min,
         pool_max=settings.pg_pool_max,
         timeout_s=settings.pg_timeout_s,
-        lease_s=settings.lease_s,
         max_history=settings.checkpoint_history,
     )
+
+
+def build_leases(settings: Settings, store: Checkpointer) -> ThreadLeases:
+    """Leases where the threads are: in their Postgres database, shared by every process;
+    otherwise in this process."""
+    try:
+        from agentflow.checkpoint.postgres import PgCheckpointer
+    except ImportError:  # no asyncpg: no Postgres store either
+        return InMemoryLeases()
+    if isinstance(store, PgCheckpointer):
+        from agentflow.leases.postgres import PgLeases
+
+        return PgLeases(store.database, graph_id=store.graph_id, lease_s=settings.lease_s)
+    return InMemoryLeases()
 
 
 def build_broker(settings: Settings, graph_id: str, checkpointer: Checkpointer) -> RunBroker:

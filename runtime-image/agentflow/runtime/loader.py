@@ -65,7 +65,7 @@ def import_target(ref: GraphRef) -> Any:
         sys.path.insert(0, str(ref.search_path))
     try:
         module = importlib.import_module(ref.module)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the user's module may raise anything
         raise GraphLoadError(
             f"cannot import graph module '{ref.module}': {type(error).__name__}: {error}"
         ) from None
@@ -93,7 +93,7 @@ async def build_graph(ref: GraphRef, target: Any) -> CompiledGraph:
         graph = target()
         if inspect.isawaitable(graph):
             graph = await graph
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the user's factory may raise anything
         raise GraphLoadError(
             f"the graph factory '{ref}' failed: {type(error).__name__}: {error}"
         ) from None

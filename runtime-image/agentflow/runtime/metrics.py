@@ -23,7 +23,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from agentflow.checkpoint.base import Checkpoint, Checkpointer, ThreadInfo, ThreadLease
+from agentflow.checkpoint.base import Checkpoint, Checkpointer, ThreadInfo
+from agentflow.leases import Holder, ThreadLease, ThreadLeases
 
 T = TypeVar("T")
 M = TypeVar("M", Counter, Histogram)
@@ -164,11 +165,40 @@ class MeteredCheckpointer(Checkpointer):
     async def delete_thread(self, thread_id: str) -> bool:
         return await self._timed("delete_thread", lambda: self.inner.delete_thread(thread_id))
 
-    async def lock_thread(self, thread_id: str, holder: str) -> ThreadLease:
-        return await self._timed("lock_thread", lambda: self.inner.lock_thread(thread_id, holder))
+    async def put_writes(
+        self, thread_id: str, step: int, node: str, update: dict[str, Any]
+    ) -> None:
+        await self._timed(
+            "put_writes", lambda: self.inner.put_writes(thread_id, step, node, update)
+        )
 
-    async def thread_holder(self, thread_id: str) -> str | None:
-        return await self._timed("thread_holder", lambda: self.inner.thread_holder(thread_id))
+    async def pending_writes(self, thread_id: str, step: int) -> dict[str, dict[str, Any]]:
+        return await self._timed(
+            "pending_writes", lambda: self.inner.pending_writes(thread_id, step)
+        )
+
+
+class MeteredLeases(ThreadLeases):
+    """Times taking and reading thread leases (in the checkpointer's histogram: the same
+    database answers them)."""
+
+    def __init__(self, inner: ThreadLeases, metrics: Metrics) -> None:
+        self.inner = inner
+        self._seconds = metrics.checkpointer_seconds
+
+    async def acquire(self, thread_id: str, holder: Holder) -> ThreadLease:
+        started = time.perf_counter()
+        try:
+            return await self.inner.acquire(thread_id, holder)
+        finally:
+            self._seconds.labels("lock_thread").observe(time.perf_counter() - started)
+
+    async def holder(self, thread_id: str) -> Holder | None:
+        started = time.perf_counter()
+        try:
+            return await self.inner.holder(thread_id)
+        finally:
+            self._seconds.labels("thread_holder").observe(time.perf_counter() - started)
 
 
 class MeteredThreadPool(ThreadPoolExecutor):

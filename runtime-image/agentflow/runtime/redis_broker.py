@@ -86,11 +86,13 @@ class RedisRunBroker(RunBroker):
         except (RedisError, OSError) as error:
             raise _unavailable("answering a ping", error) from error
 
-    def _available(self) -> bool:
+    @property
+    def available(self) -> bool:
+        """False while backing off after a failure (writes are dropped, not queued)."""
         return time.monotonic() >= self._down_until
 
     def _failed(self, doing: str, error: Exception) -> None:
-        if self._available():
+        if self.available:
             logger.warning(
                 "Redis failed while %s (%s); live streams and stops across workers are "
                 "degraded, retrying in %.0fs",
@@ -111,7 +113,7 @@ class RedisRunBroker(RunBroker):
 
     async def open_run(self, thread_id: str, run_id: str, owner: str | None) -> RunLog:
         key = self._log_key(thread_id, run_id)
-        if self._available():
+        if self.available:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.xadd(key, {"owner": owner or ""}, id="0-1")
@@ -176,7 +178,7 @@ class RedisRunBroker(RunBroker):
                             on_stop(request["thread_id"], request["run_id"], request["owner"])
             except asyncio.CancelledError:
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure: listen again after a pause
                 self._failed("listening for stop requests", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_S)
@@ -218,7 +220,7 @@ class _RedisLog(RunLog):
         batch, self._pending = self._pending, []
         if not batch or self._dropped:
             return
-        if not self._broker._available():
+        if not self._broker.available:
             self._dropped = True
             return
         try:

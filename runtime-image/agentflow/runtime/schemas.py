@@ -1,12 +1,17 @@
-"""Request bodies of the HTTP API (compatible with agentflow's GraphInputSchema) and the
-envelope every response is wrapped in."""
+"""The shapes of the HTTP API: request bodies (compatible with agentflow's GraphInputSchema),
+the envelope every answer is wrapped in, and the answers themselves.
+
+Routes build their answers as plain dicts (the hot path serialises with orjson, never through
+pydantic) and declare the response models below, so ``/openapi.json`` documents them; a test
+checks every real answer against its declared model, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -78,6 +83,149 @@ class StateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state: dict[str, Any] = Field(description="Keys to set; other keys keep their values.")
+
+
+# ---------------------------------------------------------------------- responses
+
+T = TypeVar("T")
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metadata(_Answer):
+    request_id: str = Field(description="The X-Request-ID of the exchange.")
+    timestamp: str = Field(description="When the answer was made (ISO 8601, UTC).")
+
+
+class OkMetadata(Metadata):
+    message: Literal["OK"]
+
+
+class Envelope(_Answer, Generic[T]):
+    """Every successful answer: ``{"data": ..., "metadata": ...}``, as agentflow's server."""
+
+    data: T
+    metadata: OkMetadata
+
+
+class ErrorBody(_Answer):
+    code: str = Field(description="A stable, machine-readable name of the problem.")
+    message: str = Field(description="What went wrong, as a sentence.")
+    details: Any = Field(None, description="Per-field problems of an invalid request.")
+
+
+class ErrorEnvelope(_Answer):
+    """Every error: ``{"error": {"code", "message"}, "metadata": ...}``."""
+
+    error: ErrorBody
+    metadata: Metadata
+
+
+class InterruptInfo(_Answer):
+    id: str
+    node: str
+    value: Any
+
+
+class RunMeta(_Answer):
+    thread_id: str
+    run_id: str
+    is_new_thread: bool
+    status: Literal["success", "interrupted"]
+    steps: int
+
+
+class InvokeResult(_Answer):
+    state: dict[str, Any] | None = Field(
+        description="The state, per response_granularity (null for low)."
+    )
+    messages: list[dict[str, Any]]
+    interrupts: list[InterruptInfo]
+    next: list[str] = Field(description="The nodes waiting to run (after an interrupt).")
+    meta: RunMeta
+
+
+class GraphNode(_Answer):
+    id: str
+
+
+class GraphEdge(_Answer):
+    source: str
+    target: str | None = Field(description="null: a router whose targets are not declared.")
+    conditional: bool
+
+
+class GraphDescription(_Answer):
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    state_keys: list[str]
+
+
+class Stopped(_Answer):
+    thread_id: str
+    run_id: str
+    stopped: Literal[True]
+
+
+class ThreadSummary(_Answer):
+    thread_id: str
+    created_at: float
+    updated_at: float
+    metadata: dict[str, Any]
+
+
+class ThreadList(_Answer):
+    threads: list[ThreadSummary]
+
+
+class StateSnapshot(_Answer):
+    """A thread's state after one step."""
+
+    thread_id: str
+    checkpoint_id: str
+    parent_id: str | None
+    run_id: str
+    step: int
+    source: str = Field(description="loop (a step of a run) or update (a PUT of the state).")
+    nodes: list[str] = Field(description="The nodes that ran in this step.")
+    values: dict[str, Any]
+    next: list[str]
+    interrupts: list[InterruptInfo]
+    created_at: float
+
+
+class History(_Answer):
+    history: list[StateSnapshot] = Field(description="Newest first.")
+
+
+class Deleted(_Answer):
+    thread_id: str
+    deleted: Literal[True]
+
+
+class Health(_Answer):
+    status: Literal["ok", "ready", "degraded", "not_ready"]
+    checks: dict[str, str] = Field(
+        default_factory=dict, description="Each dependency: ok, or what is wrong with it."
+    )
+
+
+# The errors any /v1 route may answer, documented once for every route.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in {
+        400: "The request is malformed (invalid JSON, a bad header).",
+        401: "Authentication is on and the bearer token is missing or invalid.",
+        403: "The token is valid but may not do this.",
+        404: "No such thread or run (or it belongs to someone else).",
+        409: "The thread is busy, or waits for a resume.",
+        413: "The request is too large.",
+        422: "The request body or a parameter is invalid; details name each field.",
+        503: "The checkpointer or the broker is unavailable, or the server is shutting down.",
+    }.items()
+}
 
 
 def envelope(data: Any, request_id: str) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class StreamResponse(StreamingResponse):
     the body is closed at once, even while it waits for its next chunk: a stream's producer (a
     run to cancel with its stream) learns it in its ``finally``."""
 
+    media_type = "text/event-stream"  # what /openapi.json names (NDJSON is per request)
+
     def __init__(
         self,
         body: AsyncGenerator[bytes, None],

@@ -11,25 +11,44 @@ from agentflow.ids import secret_id
 from agentflow.runtime.auth import subject_of
 from agentflow.runtime.errors import InvalidRequestError
 from agentflow.runtime.responses import JSONResponse, ok
-from agentflow.runtime.routes import service_of
-from agentflow.runtime.schemas import RunBody, StopBody
-from agentflow.runtime.service import RunOptions
+from agentflow.runtime.routes import runs_of
+from agentflow.runtime.runs import RunOptions
+from agentflow.runtime.schemas import (
+    ERROR_RESPONSES,
+    Envelope,
+    GraphDescription,
+    InvokeResult,
+    RunBody,
+    StopBody,
+    Stopped,
+)
 from agentflow.runtime.streaming import StreamResponse, stream_response
 
-router = APIRouter(prefix="/v1/graph", tags=["graph"])
+router = APIRouter(prefix="/v1/graph", tags=["graph"], responses=ERROR_RESPONSES)
 
 
-@router.post("/invoke")
+@router.post("/invoke", response_model=Envelope[InvokeResult])
 async def invoke(body: RunBody, request: Request) -> JSONResponse:
-    result = await service_of(request).invoke(_options(body, request), secret_id())
+    result = await runs_of(request).invoke(_options(body, request), secret_id())
     return ok(request, _present(result, body.response_granularity))
 
 
-@router.post("/stream", response_model=None)
+@router.post(
+    "/stream",
+    response_model=None,
+    response_class=StreamResponse,
+    status_code=200,
+    responses={
+        200: {
+            "description": "The run's StreamChunks as they happen.",
+            "content": {"text/event-stream": {}, "application/x-ndjson": {}},
+        }
+    },
+)
 async def stream(body: RunBody, request: Request) -> StreamResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk
     JSON per line instead."""
-    chunks = await service_of(request).stream(
+    chunks = await runs_of(request).stream(
         _options(body, request),
         secret_id(),
         cancel_on_disconnect=body.on_disconnect == "cancel",
@@ -37,17 +56,17 @@ async def stream(body: RunBody, request: Request) -> StreamResponse:
     return stream_response(request, chunks)
 
 
-@router.get("")
+@router.get("", response_model=Envelope[GraphDescription])
 async def describe(request: Request) -> JSONResponse:
-    return ok(request, service_of(request).graph.describe())
+    return ok(request, runs_of(request).graph.describe())
 
 
-@router.post("/stop")
+@router.post("/stop", response_model=Envelope[Stopped])
 async def stop(body: StopBody, request: Request) -> JSONResponse:
     thread_id = body.thread_id or body.config.thread_id
     if thread_id is None:
         raise InvalidRequestError("stop needs a thread_id, at the top level or in config")
-    run_id = await service_of(request).stop(thread_id, subject_of(request))
+    run_id = await runs_of(request).stop(thread_id, subject_of(request))
     return ok(request, {"thread_id": thread_id, "run_id": run_id, "stopped": True})
 
 
@@ -84,7 +103,7 @@ def _present(result: RunResult, granularity: str) -> dict[str, Any]:
             "thread_id": result.thread_id,
             "run_id": result.run_id,
             "is_new_thread": result.is_new_thread,
-            "status": "interrupted" if result.interrupts else "success",
+            "status": result.status,
             "steps": result.steps,
         },
     }

@@ -11,24 +11,25 @@ from starlette.responses import Response
 
 from agentflow.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from agentflow.runtime.responses import JSONResponse, ok
+from agentflow.runtime.schemas import Envelope, Health
 
 router = APIRouter(tags=["health"])
 
 READY_CHECK_TIMEOUT_S = 2.0
 
 
-@router.get("/ping")
+@router.get("/ping", response_model=Envelope[str])
 async def ping(request: Request) -> JSONResponse:
     return ok(request, "pong")
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def healthz() -> JSONResponse:
     """The process and its event loop are alive (cheap: no I/O)."""
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 async def readyz(request: Request) -> JSONResponse:
     """Ready once the graph is loaded. The checkpointer (Postgres) and the broker (Redis) are
     checked and reported (``status: degraded``), but they do not decide readiness: every
@@ -36,11 +37,11 @@ async def readyz(request: Request) -> JSONResponse:
     of its Service at once, and turn clear 503 answers (``checkpointer_unavailable``) into
     connection errors at the load balancer.
     """
-    service = getattr(request.app.state, "service", None)
-    if service is None:
+    state = request.app.state
+    if getattr(state, "runs", None) is None:
         return JSONResponse({"status": "not_ready", "checks": {"graph": "not loaded"}}, 503)
     checkpointer, broker = await asyncio.gather(
-        _check(service.checkpointer.ping()), _check(service.broker.ping())
+        _check(state.store.ping()), _check(state.broker.ping())
     )
     checks = {"graph": "ok", "checkpointer": checkpointer, "broker": broker}
     healthy = checkpointer == "ok" and broker == "ok"
@@ -52,7 +53,7 @@ async def _check(probe: Awaitable[None]) -> str:
         await asyncio.wait_for(probe, READY_CHECK_TIMEOUT_S)
     except TimeoutError:
         return f"no answer within {READY_CHECK_TIMEOUT_S:g}s"
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any failure of the check is its answer
         return f"unavailable: {error}"
     return "ok"
 

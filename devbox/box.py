@@ -1,13 +1,13 @@
 """Cluster in a box: a local simulation of Kubernetes running the real operator and real
-runtime processes, for tests and for people (``python -m tests.cluster.box``).
+runtime processes, for tests and for people (``python -m devbox``).
 
 * the API emulator (tests/kube), with the generated CRDs and the Helm chart's RBAC objects
   applied by kubectl;
 * the real operator, as an ``agentflow-operator run`` process acting as the chart's
   ServiceAccount (so the chart's RBAC decides every request it makes), pointed by its default
   checkpointer settings at this machine's Postgres and Redis;
-* the node agent (tests/cluster/node_agent.py): Deployments become local runtime processes;
-* a Service proxy (tests/cluster/service_proxy.py) per Service, on a loopback port.
+* the node agent (node_agent.py): Deployments become local runtime processes;
+* a Service proxy (service_proxy.py) per Service, on a loopback port.
 
 It is a simulation: no container isolation, no scheduler, no network policies, no real
 kube-proxy (see the node agent and the proxy for what each does not do).
@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.cluster.node_agent import NodeAgent
-from tests.cluster.service_proxy import ServiceProxy
+from devbox.node_agent import NodeAgent
+from devbox.service_proxy import ServiceProxy
 from tests.conftest import ROOT, free_port
 from tests.kube.emulator import EmulatorServer
 from tests.tools import helm
@@ -190,7 +190,7 @@ def main() -> None:
                 box.get("/apis/agentflow.dev/v1alpha1/namespaces/default/agentgraphs/support-agent")
                 or {}
             )
-            ready = next(
+            ready: dict[str, Any] = next(
                 (
                     c
                     for c in (graph.get("status") or {}).get("conditions", [])
@@ -198,7 +198,9 @@ def main() -> None:
                 ),
                 {},
             )
-            line = f"Ready={ready.get('status', '?')} ({ready.get('message', 'starting')}), processes: {len(box.processes('support-agent'))}"
+            processes = len(box.processes("support-agent"))
+            status, message = ready.get("status", "?"), ready.get("message", "starting")
+            line = f"Ready={status} ({message}), processes: {processes}"
             if line != last:
                 print(line, flush=True)
                 last = line
@@ -207,7 +209,3 @@ def main() -> None:
         print("tearing down")
     finally:
         box.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import itertools
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.cluster.node_agent import HOST_PORT_ANNOTATION
+from devbox.node_agent import HOST_PORT_ANNOTATION
 from tests.kube.selectors import label_matcher
+from tests.polling import eventually
 
 REFRESH_S = 0.1
 HOP_BY_HOP = {
@@ -64,10 +64,7 @@ class ServiceProxy:
 
     def start(self) -> ServiceProxy:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the Service proxy did not start"
-            time.sleep(0.02)
+        eventually(lambda: self.server.started, 10, "the Service proxy started", every_s=0.02)
         return self
 
     def stop(self) -> None:

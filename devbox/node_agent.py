@@ -221,7 +221,8 @@ class NodeAgent:
         image = container["image"]
         if image not in self.images:
             raise Refused(
-                f"the node agent cannot run image {image!r}: it runs only {', '.join(sorted(self.images))}"
+                f"the node agent cannot run image {image!r}: "
+                f"it runs only {', '.join(sorted(self.images))}"
             )
         for volume in pod.get("volumes", []):
             if "emptyDir" not in volume:

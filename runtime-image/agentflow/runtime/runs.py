@@ -1,9 +1,10 @@
-"""GraphService: the compiled graph as a service, shared by every request of a server process.
+"""Runs: launching the graph on a thread, relaying its events, stopping it wherever it runs,
+and draining at shutdown. Shared by every request of a server process.
 
-It owns the rules that span requests and workers: one run at a time per thread (the
-checkpointer's thread lock, so it holds across processes), every run's events published to the
-broker (so any worker can join them), stopping a run wherever it executes, and the thread
-operations. It knows nothing of HTTP; routes translate to and from it.
+It owns the rules that span requests and workers: one run at a time per thread (the thread's
+lease, so it holds across processes), every run's events published to the broker (so any
+worker can join them), and stopping a run on whichever worker executes it. It knows nothing of
+HTTP; routes translate to and from it. Thread operations are :class:`Threads`.
 """
 
 from __future__ import annotations
@@ -15,29 +16,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentflow.checkpoint.base import (
-    Checkpoint,
-    Checkpointer,
-    ThreadInfo,
-    ThreadLease,
-    ThreadLockedError,
-)
 from agentflow.graph import CompiledGraph, RunResult, StreamChunk
 from agentflow.graph.context import Publish
 from agentflow.graph.engine import MISSING
-from agentflow.graph.errors import InvalidUpdateError
 from agentflow.graph.publisher import IteratorPublisher
-from agentflow.ids import new_id
+from agentflow.leases import Holder, ThreadLease, ThreadLeases, ThreadLockedError
 from agentflow.runtime.broker import BrokerUnavailableError, RunBroker, RunLog
-from agentflow.runtime.errors import (
-    NoActiveRunError,
-    RunStoppedError,
-    ShuttingDownError,
-    ThreadNotFoundError,
-    describe,
-)
+from agentflow.runtime.errors import NoActiveRunError, RunStoppedError, ShuttingDownError, describe
 from agentflow.runtime.logs import run_id_var, thread_id_var
 from agentflow.runtime.metrics import Metrics
+from agentflow.runtime.threads import Threads, not_found, ownership
 
 logger = logging.getLogger("agentflow.runtime")
 
@@ -90,19 +78,20 @@ class _LocalRun:
         )
 
 
-class GraphService:
+class Runs:
     def __init__(
         self,
         graph: CompiledGraph,
-        checkpointer: Checkpointer,
+        threads: Threads,
         broker: RunBroker,
         *,
         production: bool = False,
         enqueue_timeout_s: float = 300.0,
         metrics: Metrics | None = None,
     ) -> None:
-        self.graph = graph.with_checkpointer(checkpointer)
-        self.checkpointer = checkpointer
+        self.graph = graph
+        self.threads = threads
+        self.leases: ThreadLeases = threads.leases
         self.broker = broker
         self.production = production
         self.enqueue_timeout_s = enqueue_timeout_s
@@ -182,10 +171,10 @@ class GraphService:
             raise ShuttingDownError("the server is shutting down: retry on another replica")
         thread_id_var.set(options.thread_id)
         run_id_var.set(run_id)
-        lease = await self._lock(options.thread_id, f"run {run_id}", options.enqueue)
+        lease = await self._hold(options, Holder("run", run_id))
         try:
             # Checked under the lease: nobody can create the thread between check and run.
-            await self._check_owner(options.thread_id, options.owner)
+            await self.threads.check_owner(options.thread_id, options.owner)
             log = await self.broker.open_run(options.thread_id, run_id, options.owner)
             publish: Publish = log.publish if local is None else _tee(local, log.publish)
             try:
@@ -196,7 +185,7 @@ class GraphService:
                     resume=options.resume,
                     recursion_limit=options.recursion_limit,
                     metadata=options.metadata,
-                    thread_metadata=_ownership(options.owner),
+                    thread_metadata=ownership(options.owner),
                     publish=publish,
                 )
             except Exception as error:  # the request was refused: say so to joiners, too
@@ -242,7 +231,7 @@ class GraphService:
             self._publish_failure(publish, run.thread_id, run.run_id, error)
         else:
             result = run.task.result()
-            status = "interrupted" if result.interrupts else "success"
+            status = result.status
             publish(StreamChunk("end", run.thread_id, run.run_id, data=_end_data(result)))
         if self.metrics is not None:
             self.metrics.runs_in_flight.dec()
@@ -265,21 +254,21 @@ class GraphService:
         The worker running it checks that the run belongs to ``owner``."""
         local = self._running.get(thread_id)
         if local is not None and local.owner != owner:
-            raise _not_found(thread_id)
+            raise not_found(thread_id)
         if local is not None:
             local.stop("stopped by a stop request")
             await asyncio.wait(
                 {asyncio.ensure_future(local.settled())}, timeout=STOP_CONFIRM_TIMEOUT_S
             )
             return local.run_id
-        holder = await self.checkpointer.thread_holder(thread_id)
-        if holder is None or not holder.startswith("run "):
+        holder = await self.leases.holder(thread_id)
+        if holder is None or holder.kind != "run":
             raise NoActiveRunError(f"no run is in progress on thread '{thread_id}'")
-        run_id = holder.removeprefix("run ")
-        await self._check_owner(thread_id, owner)
+        run_id = holder.id
+        await self.threads.check_owner(thread_id, owner)
         await self.broker.request_stop(thread_id, run_id, owner)
         deadline = time.monotonic() + STOP_CONFIRM_TIMEOUT_S
-        while await self.checkpointer.thread_holder(thread_id) == holder:
+        while await self.leases.holder(thread_id) == holder:
             if time.monotonic() > deadline:
                 if not self.broker.crosses_processes:
                     raise BrokerUnavailableError(
@@ -302,97 +291,18 @@ class GraphService:
                 del self._early_stops[known]
         self._early_stops[run_id] = now
 
-    async def _lock(self, thread_id: str, holder: str, enqueue: bool = False) -> ThreadLease:
+    async def _hold(self, options: RunOptions, holder: Holder) -> ThreadLease:
         """Take the thread; with ``enqueue``, wait (polling) until it is free or time is up."""
         deadline = time.monotonic() + self.enqueue_timeout_s
         delay = 0.01
         while True:
             try:
-                return await self.checkpointer.lock_thread(thread_id, holder)
+                return await self.threads.hold(options.thread_id, holder, options.owner)
             except ThreadLockedError:
-                if not enqueue or time.monotonic() + delay > deadline:
+                if not options.enqueue or time.monotonic() + delay > deadline:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
-
-    # ------------------------------------------------------------------ threads
-
-    async def _check_owner(self, thread_id: str, owner: str | None) -> None:
-        """Another subject's thread does not exist, as far as this caller can tell (404, the
-        same answer as for an unknown thread): never a 403 that would confirm it exists."""
-        if owner is None:
-            return
-        thread = await self.checkpointer.get_thread(thread_id)
-        if thread is not None and thread.metadata.get("owner") != owner:
-            raise _not_found(thread_id)
-
-    async def get_state(self, thread_id: str, owner: str | None = None) -> Checkpoint:
-        await self._check_owner(thread_id, owner)
-        checkpoint = await self.checkpointer.get(thread_id)
-        if checkpoint is None:
-            raise _not_found(thread_id)
-        return checkpoint
-
-    async def history(
-        self, thread_id: str, limit: int, owner: str | None = None
-    ) -> list[Checkpoint]:
-        await self._check_owner(thread_id, owner)
-        checkpoints = await self.checkpointer.history(thread_id, limit)
-        if not checkpoints:
-            raise _not_found(thread_id)
-        return checkpoints
-
-    async def list_threads(
-        self, limit: int, offset: int, owner: str | None = None
-    ) -> list[ThreadInfo]:
-        return await self.checkpointer.list_threads(limit, offset, _ownership(owner))
-
-    async def update_state(
-        self, thread_id: str, values: dict[str, Any], owner: str | None = None
-    ) -> Checkpoint:
-        """Set the given keys to the given values (no reducers) and keep everything else,
-        a pending interrupt included, so a human can correct the state before resuming."""
-        unknown = sorted(set(values) - set(self.graph.schema.channels))
-        if unknown:
-            raise InvalidUpdateError(
-                f"unknown state key(s) {', '.join(unknown)}; "
-                f"the state keys are: {', '.join(self.graph.schema.keys)}"
-            )
-        values = self.graph.normalize_update("the state update", values)
-        update_id = f"update-{new_id()}"
-        lease = await self._lock(thread_id, f"state {update_id}")
-        try:
-            await self._check_owner(thread_id, owner)
-            latest = await self.checkpointer.get(thread_id)
-            if latest is None:
-                base = self.graph.schema.initial_values()
-                checkpoint = Checkpoint(thread_id, update_id, 0, {**base, **values})
-            else:
-                checkpoint = Checkpoint(
-                    thread_id=thread_id,
-                    run_id=update_id,
-                    step=latest.step + 1,
-                    values={**latest.values, **values},
-                    next=latest.next,
-                    interrupts=latest.interrupts,
-                    resumes=latest.resumes,
-                    pending_writes=latest.pending_writes,
-                    parent_id=latest.checkpoint_id,
-                )
-            checkpoint.source = "update"
-            await self.checkpointer.put(checkpoint, _ownership(owner))
-            return checkpoint
-        finally:
-            await lease.release()
-
-    async def delete_thread(self, thread_id: str, owner: str | None = None) -> None:
-        lease = await self._lock(thread_id, f"deletion {new_id()}")
-        try:
-            await self._check_owner(thread_id, owner)
-            if not await self.checkpointer.delete_thread(thread_id):
-                raise _not_found(thread_id)
-        finally:
-            await lease.release()
 
 
 async def _finish(log: RunLog, lease: ThreadLease, local: IteratorPublisher | None) -> None:
@@ -412,18 +322,9 @@ def _tee(first: Publish, second: Publish) -> Publish:
     return both
 
 
-def _ownership(owner: str | None) -> dict[str, Any] | None:
-    """The thread metadata recording who owns a thread (nothing when auth is off)."""
-    return None if owner is None else {"owner": owner}
-
-
-def _not_found(thread_id: str) -> ThreadNotFoundError:
-    return ThreadNotFoundError(f"thread '{thread_id}' does not exist")
-
-
 def _end_data(result: RunResult) -> dict[str, Any]:
     return {
-        "status": "interrupted" if result.interrupts else "success",
+        "status": result.status,
         "next": result.next,
         "interrupts": [i.to_dict() for i in result.interrupts],
         "steps": result.steps,

@@ -1,0 +1,124 @@
+"""Thread leases in Postgres, shared by every worker and replica.
+
+A lease is a row. A lease whose process has lost its liveness lock (it died) is taken over at
+once, and any lease runs out after ``lease_s`` at worst; the holder renews it every third of
+that while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agentflow.checkpoint.base import CheckpointerError
+from agentflow.leases.base import Holder, ThreadLease, ThreadLeases, ThreadLockedError
+from agentflow.postgres import PgDatabase
+
+logger = logging.getLogger("agentflow.leases")
+
+# True when the process owning ``worker_key`` still holds its liveness lock.
+_WORKER_ALIVE = """
+EXISTS (
+    SELECT FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND ((classid::bigint << 32) | objid::bigint) = {table}.worker_key
+)
+"""
+
+_LOCK = f"""
+INSERT INTO agentflow_thread_locks AS l (graph_id, thread_id, holder, worker_key, expires_at)
+VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+ON CONFLICT (graph_id, thread_id) DO UPDATE
+    SET holder = EXCLUDED.holder, worker_key = EXCLUDED.worker_key,
+        expires_at = EXCLUDED.expires_at
+    WHERE l.expires_at < now() OR NOT {_WORKER_ALIVE.format(table="l")}
+RETURNING holder
+"""
+
+_HOLDER = f"""
+SELECT holder FROM agentflow_thread_locks AS l
+WHERE graph_id = $1 AND thread_id = $2 AND expires_at >= now()
+  AND {_WORKER_ALIVE.format(table="l")}
+"""
+
+
+class PgLeases(ThreadLeases):
+    def __init__(self, database: PgDatabase, *, graph_id: str, lease_s: float = 30.0) -> None:
+        self.database = database
+        self.graph_id = graph_id
+        self.lease_s = lease_s
+
+    async def acquire(self, thread_id: str, holder: Holder) -> ThreadLease:
+        taken = await self.database.run(
+            lambda conn: conn.fetchval(
+                _LOCK,
+                self.graph_id,
+                thread_id,
+                str(holder),
+                self.database.worker_key,
+                self.lease_s,
+            )
+        )
+        if taken is None:
+            raise ThreadLockedError(thread_id, await self.holder(thread_id))
+        return _PgLease(self, thread_id, holder)
+
+    async def holder(self, thread_id: str) -> Holder | None:
+        text: str | None = await self.database.run(
+            lambda conn: conn.fetchval(_HOLDER, self.graph_id, thread_id)
+        )
+        return None if text is None else Holder.parse(text)
+
+    async def renew(self, lease: ThreadLease) -> bool:
+        """Push the lease's end back; False when it was lost (taken over after expiring)."""
+        renewed = await self.database.run(
+            lambda conn: conn.fetchval(
+                "UPDATE agentflow_thread_locks SET expires_at = now() + make_interval(secs => $4)"
+                " WHERE graph_id = $1 AND thread_id = $2 AND holder = $3 RETURNING 1",
+                self.graph_id,
+                lease.thread_id,
+                str(lease.holder),
+                self.lease_s,
+            )
+        )
+        return renewed is not None
+
+    async def give_back(self, lease: ThreadLease) -> None:
+        await self.database.run(
+            lambda conn: conn.execute(
+                "DELETE FROM agentflow_thread_locks"
+                " WHERE graph_id = $1 AND thread_id = $2 AND holder = $3",
+                self.graph_id,
+                lease.thread_id,
+                str(lease.holder),
+            )
+        )
+
+
+class _PgLease(ThreadLease):
+    """Renews itself every third of the lease time until released."""
+
+    def __init__(self, leases: PgLeases, thread_id: str, holder: Holder) -> None:
+        super().__init__(thread_id, holder)
+        self._leases = leases
+        self._renewer = asyncio.create_task(self._keep_renewed())
+
+    async def _keep_renewed(self) -> None:
+        while True:
+            await asyncio.sleep(self._leases.lease_s / 3)
+            try:
+                if not await self._leases.renew(self):
+                    logger.warning("lost the lease of thread %s (%s)", self.thread_id, self.holder)
+                    return
+            except CheckpointerError as error:
+                logger.warning("could not renew the lease of thread %s: %s", self.thread_id, error)
+
+    async def release(self) -> None:
+        if self._renewer.done():
+            return
+        self._renewer.cancel()
+        try:
+            await self._leases.give_back(self)
+        except CheckpointerError as error:  # it runs out by itself
+            logger.warning("could not release thread %s: %s", self.thread_id, error)
