@@ -5,9 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 from tests.conftest import ROOT
+from tests.polling import NotReached, eventually
 
 
 def test_the_box_command_starts_reports_and_stops(database_url, redis_url):
@@ -24,18 +25,30 @@ def test_the_box_command_starts_reports_and_stops(database_url, redis_url):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
-    deadline = time.monotonic() + 120
-    try:
+    lines: list[str] = []
+
+    def read() -> None:  # in a thread: the wait below has a deadline even if nothing is printed
         assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip())
-            if line.startswith("Ready=True") or time.monotonic() > deadline:
-                break
+        lines.extend(line.rstrip() for line in process.stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        eventually(
+            lambda: any(line.startswith("Ready=True") for line in lines) or process.poll(),
+            within_s=120,
+            what="Ready=True",
+        )
+    except NotReached:
+        pass  # the assertions below say what was missing
     finally:
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=90)
-    output = "\n".join(lines) + rest
+        try:
+            process.wait(timeout=90)
+        finally:
+            process.kill()  # a no-op once it exited: never outlive the test
+            reader.join(10)
+    output = "\n".join(lines)
     assert "a local SIMULATION of Kubernetes" in output
     assert "export KUBECONFIG=" in output
     assert "Service support-agent: http://127.0.0.1:" in output
