@@ -7,6 +7,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from agentflow.graph import message_text
 from tests.conftest import ROOT, Server, start_server
 
 
@@ -45,6 +46,6 @@ def test_a_refund_waits_for_a_human_and_resumes(example):
         assert parked["meta"]["status"] == "interrupted"
         assert "Refund $249.00 for order 1001" in parked["interrupts"][0]["value"]["question"]
         done = client.post("/v1/graph/invoke", json={"resume": "approve", "config": config}).json()
-        assert done["data"]["messages"][-1]["content"] == (
+        assert message_text(done["data"]["messages"][-1]) == (
             "Your refund of $249.00 for order 1001 is approved."
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentflow.graph import message_text
 from tests.conftest import ROOT, agentflow_command, start_server
 
 
@@ -79,7 +80,7 @@ def test_the_graph_may_be_a_sync_or_async_factory(tmp_path, factory):
     server = start_server(tmp_path, {"AGENTFLOW_GRAPH": f"tests.graphs.factories:{factory}"})
     try:
         response = httpx.post(f"{server.url}/v1/graph/invoke", json={"messages": ["hi"]})
-        assert response.json()["data"]["messages"][0]["content"] == "hi"
+        assert message_text(response.json()["data"]["messages"][0]) == "hi"
     finally:
         server.stop()
 
@@ -108,7 +109,7 @@ def test_init_writes_a_project_that_serves(tmp_path):
             f"{server.url}/v1/graph/invoke", json={"messages": ["what time is it?"]}, timeout=10
         )
         roles = [m["role"] for m in response.json()["data"]["messages"]]
-        assert roles == ["tool", "assistant"]
+        assert roles == ["user", "tool", "assistant"]
     finally:
         server.stop()
 

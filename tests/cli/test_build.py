@@ -123,4 +123,8 @@ def test_the_generated_image_serves_the_project_with_its_requirements(project, s
         answer = httpx.post(
             f"{container.url}/v1/graph/invoke", json={"messages": ["what time is it?"]}, timeout=10
         )
-        assert [m["role"] for m in answer.json()["data"]["messages"]] == ["tool", "assistant"]
+        assert [m["role"] for m in answer.json()["data"]["messages"]] == [
+            "user",
+            "tool",
+            "assistant",
+        ]

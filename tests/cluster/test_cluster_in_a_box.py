@@ -11,6 +11,7 @@ import jwt
 import pytest
 import yaml
 
+from agentflow.graph import message_text
 from devbox.box import ClusterInABox
 from tests.conftest import ROOT
 from tests.polling import eventually
@@ -54,7 +55,7 @@ def test_an_applied_graph_becomes_ready_and_serves_invoke_and_sse(box):
         )
         assert answer.status_code == 200, answer.text
         assert (
-            answer.json()["data"]["messages"][-1]["content"]
+            message_text(answer.json()["data"]["messages"][-1])
             == "Order 1002 (coffee grinder) is processing."
         )
         with client.stream(
@@ -85,10 +86,10 @@ def test_a_threads_requests_cross_replicas_and_its_state_is_continuous(box):
             )
             assert answer.status_code == 200, answer.text
             served.append(answer.headers["x-served-by"])
-        state = client.get(f"/v1/threads/{thread}/state", headers=token()).json()["data"]["values"]
+        state = client.get(f"/v1/threads/{thread}/state", headers=token()).json()["data"]["state"]
     print("replicas that served the thread:", served)
     assert len(set(served)) >= 2
-    contents = [m["content"] for m in state["messages"]]
+    contents = [message_text(m) for m in state["messages"]]
     assert len(contents) == 12  # six turns, each a question and an answer, none lost or doubled
     assert contents[::2] == [f"turn {t}: where is order 1003?" for t in range(6)]
 

@@ -26,6 +26,7 @@ from agentflow.graph import (
     StateGraph,
     emit,
     interrupt,
+    message_text,
 )
 
 
@@ -174,7 +175,7 @@ async def test_input_goes_through_reducers_on_new_and_existing_threads():
     second = await graph.ainvoke({"messages": ["again"], "trail": ["in2"]}, {"thread_id": "t"})
     assert first["trail"] == ["in1", "a"]
     assert second["trail"] == ["in1", "a", "in2", "a"]
-    assert [m["content"] for m in second["messages"]] == ["hi", "again"]
+    assert [message_text(m) for m in second["messages"]] == ["hi", "again"]
 
 
 async def test_a_checkpoint_is_written_after_every_step():
@@ -415,6 +416,7 @@ async def test_streams_carry_updates_messages_custom_events_and_state():
     chunks = [c async for c in builder.compile().astream({"messages": ["q"]}, {"thread_id": "t"})]
     assert [(c.event, c.metadata.get("node")) for c in chunks] == [
         ("custom", "tool"),
+        ("message", START),  # the caller's message, with the first step's events
         ("updates", "tool"),
         ("message", "tool"),
         ("state", None),
@@ -524,7 +526,9 @@ def test_describe_lists_nodes_and_edges():
     builder.add_edge(START, "a").add_conditional_edges("a", lambda s: "b", {"go": "b", "stop": END})
     description = builder.compile().describe()
     assert [n["id"] for n in description["nodes"]] == [START, "a", "b", END]
-    assert {"source": "a", "target": END, "conditional": True} in description["edges"]
+    assert {"id": f"a->{END}", "source": "a", "target": END, "conditional": True} in description[
+        "edges"
+    ]
 
 
 async def test_a_step_whose_checkpoint_fails_emits_none_of_its_updates():

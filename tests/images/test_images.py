@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentflow.graph import message_text
 from tests.conftest import ROOT
 from tests.images.dockerfile import exec_form, read
 from tests.images.staging import copy_into, lock, running, stage_runtime
@@ -77,7 +78,7 @@ def test_the_runtime_image_serves_a_graph_on_a_read_only_root(staged: Path):
             timeout=10,
         )
         assert (
-            answer.json()["data"]["messages"][-1]["content"]
+            message_text(answer.json()["data"]["messages"][-1])
             == "Order 1003 (milk frother) is delivered."
         )
     assert sorted(str(p) for p in staged.rglob("*")) == before, "the image wrote outside /tmp"

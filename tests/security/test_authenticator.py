@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from agentflow.runtime.auth import Authenticator, AuthError
+from agentflow.runtime.auth import Authenticator, AuthError, StreamTokens, StreamTokensOffError
 from agentflow.runtime.settings import Settings, SettingsError
 
 SECRET = "a-test-secret-of-64-bytes-enough-for-hs512-0123456789abcdefghijk"
@@ -108,3 +108,54 @@ def test_exp_and_sub_are_required():
     no_sub = jwt.encode({"exp": int(time.time()) + 60}, SECRET, "HS256")
     assert "'exp' claim" in str(refusal(authenticator, f"Bearer {no_exp}"))
     assert "'sub' claim" in str(refusal(authenticator, f"Bearer {no_sub}"))
+
+
+# ---------------------------------------------------------------------- stream tokens
+
+
+def test_a_stream_token_opens_one_runs_stream_for_its_subject():
+    tokens = StreamTokens(settings())
+    minted = tokens.mint("alice", "t1", "r1")
+    assert tokens.verify(minted, "t1", "r1") == "alice"
+    with pytest.raises(AuthError, match="another run"):
+        tokens.verify(minted, "t1", "r2")
+    with pytest.raises(AuthError, match="another run"):
+        tokens.verify(minted, "t2", "r1")
+
+
+def test_a_stream_token_is_no_bearer_token_and_a_bearer_token_no_stream_token():
+    tokens = StreamTokens(settings())
+    authenticator = Authenticator(settings())
+    assert (
+        refusal(authenticator, f"Bearer {tokens.mint('alice', 't', 'r')}").code == "bad_signature"
+    )
+    with pytest.raises(AuthError, match="stream token is not valid"):
+        tokens.verify(token(run="t/r", aud="agentflow-stream"), "t", "r")  # the JWT's own key
+
+
+def test_an_expired_stream_token_says_so():
+    tokens = StreamTokens(settings(AGENTFLOW_STREAM_TOKEN_TTL_S=1))
+    expired = jwt.encode(
+        {"sub": "a", "aud": "agentflow-stream", "run": "t/r", "exp": int(time.time()) - 5},
+        tokens.key,
+        "HS256",
+    )
+    with pytest.raises(AuthError, match="expired") as caught:
+        tokens.verify(expired, "t", "r")
+    assert caught.value.code == "token_expired"
+
+
+def test_stream_tokens_with_public_key_auth_need_their_own_secret():
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    _, public = pem_pair(private)
+    keyed_by_public = settings(JWT_SECRET_KEY=None, JWT_ALGORITHM="RS256", JWT_PUBLIC_KEY=public)
+    with pytest.raises(StreamTokensOffError, match="AGENTFLOW_STREAM_TOKEN_SECRET"):
+        StreamTokens(keyed_by_public).mint("alice", "t", "r")
+    own = settings(
+        JWT_SECRET_KEY=None,
+        JWT_ALGORITHM="RS256",
+        JWT_PUBLIC_KEY=public,
+        AGENTFLOW_STREAM_TOKEN_SECRET="s" * 40,
+    )
+    tokens = StreamTokens(own)
+    assert tokens.verify(tokens.mint("alice", "t", "r"), "t", "r") == "alice"

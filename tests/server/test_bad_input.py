@@ -35,21 +35,35 @@ async def test_malformed_json(client):
         ({"messages": 5}, ["messages", "list"]),
         ({"initial_state": []}, ["initial_state", "dictionary"]),
         ({"response_granularity": "all"}, ["response_granularity", "'low', 'partial' or 'full'"]),
-        ({"recursion_limt": 5}, ["recursion_limt", "Extra inputs are not permitted"]),
+        ({}, ["body", "nothing to do: send at least one message"]),
+        ({"messages": []}, ["body", "nothing to do"]),
+        ({"messages": [{"role": "bogus", "content": "x"}]}, ["messages", "role must be one of"]),
+        ({"messages": ["hi"], "recursion_limit": True}, ["recursion_limit", "integer"]),
         ({"config": {"thread_id": "x" * 129}}, ["config.thread_id", "1 to 128 characters"]),
         ({"config": {"thread_id": "../etc"}}, ["config.thread_id", "starting with a letter"]),
-        ({"config": {"thread_id": 7}}, ["config.thread_id"]),
+        ({"config": {"thread_id": True}}, ["config.thread_id"]),
     ],
 )
 async def test_wrong_types_and_values_name_the_field(client, body, phrases):
     response = await client.post("/v1/graph/invoke", json=body)
     error = assert_error(response, 422, "invalid_request", *phrases)
     assert error["details"][0]["field"] == phrases[0]
+    assert {"loc", "msg", "type"} <= set(error["details"][0])  # agentflow's shape
+
+
+async def test_unknown_fields_are_ignored_and_integer_thread_ids_accepted_as_agentflow_does(
+    client,
+):
+    thread = 700_000 + uuid.uuid4().int % 100_000
+    body = {"messages": ["hi"], "recursion_limt": 5, "config": {"thread_id": thread}}
+    response = await client.post("/v1/graph/invoke", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["meta"]["thread_id"] == str(thread)
 
 
 async def test_a_malformed_message_is_named_by_position(client):
     response = await client.post("/v1/graph/invoke", json={"messages": ["ok", {"content": "x"}]})
-    assert_error(response, 422, "invalid_input", "messages[1].role")
+    assert_error(response, 422, "invalid_request", "messages[1].role")
 
 
 async def test_an_unknown_state_key_is_named(client):
@@ -57,10 +71,16 @@ async def test_an_unknown_state_key_is_named(client):
     assert_error(response, 422, "invalid_input", "unknown state key 'colour'", "count")
 
 
-@pytest.mark.parametrize("path", ["/v1/threads/nobody-{}/state", "/v1/threads/nobody-{}/history"])
+@pytest.mark.parametrize("path", ["/v1/threads/nobody-{}", "/v1/threads/nobody-{}/history"])
 async def test_unknown_thread(client, path):
     response = await client.get(path.format(uuid.uuid4().hex))
     assert_error(response, 404, "thread_not_found", "does not exist")
+
+
+async def test_the_state_of_an_unknown_thread_is_null_as_agentflow_answers(client):
+    response = await client.get(f"/v1/threads/nobody-{uuid.uuid4().hex}/state")
+    assert response.status_code == 200
+    assert response.json()["data"] == {"state": None}
 
 
 @pytest.mark.parametrize("thread_id", ["a" * 200, "bad%20id", "-leading-dash"])
@@ -91,7 +111,9 @@ async def test_a_chunked_body_over_the_limit_is_refused(client):
 
 async def test_resume_without_an_interrupt(client):
     thread = f"r-{uuid.uuid4().hex}"
-    await client.post("/v1/graph/invoke", json={"config": {"thread_id": thread}})
+    await client.post(
+        "/v1/graph/invoke", json={"messages": ["hi"], "config": {"thread_id": thread}}
+    )
     response = await client.post(
         "/v1/graph/invoke", json={"resume": "yes", "config": {"thread_id": thread}}
     )
@@ -111,12 +133,14 @@ async def test_new_input_on_a_parked_thread(client):
 
 async def test_a_failing_node_is_a_500_json_error_and_the_last_checkpoint_stays(client):
     thread = f"f-{uuid.uuid4().hex}"
-    await client.post("/v1/graph/invoke", json={"config": {"thread_id": thread}})
+    await client.post(
+        "/v1/graph/invoke", json={"messages": ["hi"], "config": {"thread_id": thread}}
+    )
     response = await client.post(
         "/v1/graph/invoke", json={"initial_state": {"fail": True}, "config": {"thread_id": thread}}
     )
     assert_error(response, 500, "node_failed", "node 'work' failed", "RuntimeError")
-    state = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
+    state = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["state"]
     assert state["count"] == 1
     assert not state.get("fail")
 
@@ -146,4 +170,4 @@ async def test_the_server_keeps_serving_after_bad_input(client):
     await client.post(
         "/v1/graph/invoke", content=b"\xff\xfe", headers={"content-type": "application/json"}
     )
-    assert (await client.post("/v1/graph/invoke", json={})).status_code == 200
+    assert (await client.post("/v1/graph/invoke", json={"messages": ["hi"]})).status_code == 200

@@ -18,7 +18,7 @@ def new_thread() -> str:
 
 
 async def thread_exists(client: httpx.AsyncClient, thread: str) -> bool:
-    return (await client.get(f"/v1/threads/{thread}/state")).status_code == 200
+    return (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["state"] is not None
 
 
 async def thread_is_free(client: httpx.AsyncClient, thread: str) -> bool:
@@ -71,12 +71,16 @@ async def test_a_second_run_on_a_busy_thread_gets_409(client):
         )
     )
     await eventually_async(lambda: thread_is_busy(client, thread), what="the first run started")
-    busy = await client.post("/v1/graph/invoke", json={"config": {"thread_id": thread}})
+    busy = await client.post(
+        "/v1/graph/invoke", json={"messages": ["hi"], "config": {"thread_id": thread}}
+    )
     assert busy.status_code == 409
     assert busy.json()["error"]["code"] == "thread_busy"
     assert thread in busy.json()["error"]["message"]
     assert (await slow).status_code == 200
-    again = await client.post("/v1/graph/invoke", json={"config": {"thread_id": thread}})
+    again = await client.post(
+        "/v1/graph/invoke", json={"messages": ["hi"], "config": {"thread_id": thread}}
+    )
     assert again.status_code == 200  # the slot is free once the first run ended
 
 
@@ -97,12 +101,14 @@ async def test_stop_cancels_a_running_invoke(client):
     assert response.json()["error"]["code"] == "run_stopped"
     assert stopped.json()["data"]["run_id"] in response.json()["error"]["message"]
     # The step before the stop was checkpointed; the stopped step was not.
-    values = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
+    values = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["state"]
     assert values["count"] == 1
     assert len(values["messages"]) == 0
+    # Stopping again is not an error (agentflow's client throws on one): nothing was running.
     nothing = await client.post("/v1/graph/stop", json={"config": {"thread_id": thread}})
-    assert nothing.status_code == 404
-    assert nothing.json()["error"]["code"] == "no_active_run"
+    assert nothing.status_code == 200
+    assert nothing.json()["data"]["stopped"] is False
+    assert nothing.json()["data"]["run_id"] is None
 
 
 async def test_stop_ends_a_stream_with_an_error_event(client):
@@ -135,7 +141,7 @@ async def test_a_client_leaving_a_stream_cancels_its_run_and_frees_the_thread(cl
 
     # The thread is free only once the run's task has ended: it cannot add anything later.
     await eventually_async(lambda: thread_is_free(client, thread))
-    values = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
+    values = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["state"]
     assert values["count"] == 1
     assert values["messages"] == []
 
@@ -174,7 +180,7 @@ async def test_on_disconnect_continue_lets_the_run_finish(client):
     async def answered() -> bool:
         response = await client.get(f"/v1/threads/{thread}/state")
         return (
-            response.status_code == 200 and len(response.json()["data"]["values"]["messages"]) == 1
+            response.status_code == 200 and len(response.json()["data"]["state"]["messages"]) == 1
         )
 
     await eventually_async(answered)

@@ -4,6 +4,8 @@ import uuid
 
 import httpx
 
+from agentflow.graph import message_text
+
 
 def new_thread() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
@@ -32,7 +34,9 @@ async def test_granularity_chooses_what_comes_back(client):
     low = (await invoke(client, messages=["x"])).json()["data"]
     partial = (await invoke(client, messages=["x"], response_granularity="partial")).json()["data"]
     assert low["state"] is None
-    assert [m["role"] for m in low["messages"]] == ["assistant"]
+    assert [m["role"] for m in low["messages"]] == ["user", "assistant"]  # the run's messages
+    assert low["context"] is None
+    assert [m["role"] for m in partial["context"]] == ["user", "assistant"]
     assert "messages" not in partial["state"]
     assert partial["state"]["count"] == 1
 
@@ -47,7 +51,8 @@ async def test_a_thread_continues_from_its_latest_checkpoint(client):
     data = second.json()["data"]
     assert data["meta"]["is_new_thread"] is False
     assert data["state"]["count"] == 2
-    assert [m["content"] for m in data["messages"]] == ["one", "count=1", "two", "count=2"]
+    assert [message_text(m) for m in data["context"]] == ["one", "count=1", "two", "count=2"]
+    assert [message_text(m) for m in data["messages"]] == ["two", "count=2"]  # this run's
 
 
 async def test_interrupt_then_resume_over_http(client):
@@ -91,7 +96,7 @@ async def test_thread_state_history_list_update_and_delete(client):
 
     state = await client.get(f"/v1/threads/{thread}/state")
     assert state.status_code == 200
-    assert state.json()["data"]["values"]["count"] == 1
+    assert state.json()["data"]["state"]["count"] == 1
 
     history = (await client.get(f"/v1/threads/{thread}/history")).json()["data"]["history"]
     assert [h["nodes"] for h in history] == [["talk"], ["work"]]  # newest first, one per step
@@ -103,15 +108,17 @@ async def test_thread_state_history_list_update_and_delete(client):
 
     updated = await client.put(f"/v1/threads/{thread}/state", json={"state": {"count": 10}})
     assert updated.status_code == 200
-    assert updated.json()["data"]["values"]["count"] == 10
+    assert updated.json()["data"]["state"]["count"] == 10
     assert updated.json()["data"]["source"] == "update"
-    again = await invoke(client, config={"thread_id": thread}, response_granularity="full")
+    again = await invoke(
+        client, messages=["again"], config={"thread_id": thread}, response_granularity="full"
+    )
     assert again.json()["data"]["state"]["count"] == 11  # the reducer adds to the set value
 
     deleted = await client.delete(f"/v1/threads/{thread}/state")
     assert deleted.status_code == 200
-    assert deleted.json()["data"]["deleted"] is True
-    assert (await client.get(f"/v1/threads/{thread}/state")).status_code == 404
+    assert deleted.json()["data"]["success"] is True
+    assert (await client.get(f"/v1/threads/{thread}/state")).json()["data"] == {"state": None}
     assert (await client.delete(f"/v1/threads/{thread}/state")).status_code == 404
 
 
@@ -120,9 +127,10 @@ async def test_put_state_creates_a_thread_and_normalises_messages(client):
     response = await client.put(
         f"/v1/threads/{thread}/state", json={"state": {"messages": ["seeded"]}}
     )
-    values = response.json()["data"]["values"]
+    values = response.json()["data"]["state"]
     assert values["messages"][0]["role"] == "user"
-    assert values["messages"][0]["id"]
+    assert values["messages"][0]["message_id"]
+    assert values["messages"][0]["content"] == [{"type": "text", "text": "seeded"}]
 
 
 async def test_graph_description_and_probes(client):

@@ -81,7 +81,7 @@ async def test_a_stop_answer_matches_its_model(client):
     [
         ("POST", "/v1/graph/invoke", {"recursion_limit": 0}),
         ("POST", "/v1/graph/invoke", {"nonsense": 1}),
-        ("GET", "/v1/threads/no-such-thread/state", None),
+        ("GET", "/v1/threads/no-such-thread", None),
         ("PUT", "/v1/threads/bad id/state", {"state": {}}),
         ("POST", "/v1/graph/stop", {}),
     ],

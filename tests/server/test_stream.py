@@ -31,14 +31,13 @@ async def test_sse_events_are_typed_and_end_with_an_end_event(client):
     )
     names = [name for name, _ in events]
     assert names == [
-        "updates",
-        "state",  # work
+        "message",  # the caller's
+        "updates",  # work (no state events at the default granularity, low)
         "custom",
         "custom",
         "custom",
         "updates",
         "message",
-        "state",  # talk
         "end",
     ]
     for name, chunk in events:
@@ -100,7 +99,9 @@ async def test_ndjson_when_asked_for(client):
 
 async def test_a_failing_node_gives_an_error_event_then_end_and_keeps_the_thread(client):
     thread = new_thread()
-    await client.post("/v1/graph/invoke", json={"config": {"thread_id": thread}})
+    await client.post(
+        "/v1/graph/invoke", json={"messages": ["hi"], "config": {"thread_id": thread}}
+    )
     events = await read_sse(
         client, {"initial_state": {"fail": True}, "config": {"thread_id": thread}}
     )
@@ -109,7 +110,7 @@ async def test_a_failing_node_gives_an_error_event_then_end_and_keeps_the_thread
     assert error["code"] == "node_failed"
     assert "node 'work' failed" in error["message"]
     assert events[1][1]["data"]["status"] == "error"
-    state = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["values"]
+    state = (await client.get(f"/v1/threads/{thread}/state")).json()["data"]["state"]
     assert state["count"] == 1
     assert not state.get("fail")
 

@@ -11,7 +11,9 @@ import uuid
 import httpx
 from httpx_sse import aconnect_sse
 
+from agentflow.graph import message_text
 from tests.conftest import Server, start_server
+from tests.polling import eventually_async
 
 
 def new_thread() -> str:
@@ -22,7 +24,12 @@ async def invoke(url: str, thread: str, **body) -> httpx.Response:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         return await client.post(
             "/v1/graph/invoke",
-            json={"config": {"thread_id": thread}, "response_granularity": "full", **body},
+            json={
+                "messages": ["hi"],
+                "config": {"thread_id": thread},
+                "response_granularity": "full",
+                **body,
+            },
         )
 
 
@@ -42,7 +49,7 @@ async def test_a_thread_started_on_one_worker_continues_on_the_other(workers):
     data = second.json()["data"]
     assert data["meta"]["is_new_thread"] is False
     assert data["state"]["count"] == 2
-    assert [m["content"] for m in data["messages"]] == ["on a", "count=1", "on b", "count=2"]
+    assert [message_text(m) for m in data["context"]] == ["on a", "count=1", "on b", "count=2"]
     history = (await state_of(a.url, thread))["step"]
     assert history == 3  # four checkpoints (0..3), one per step, in one chain
 
@@ -60,7 +67,7 @@ async def test_50_concurrent_requests_on_one_thread_lose_no_update(workers):
     succeeded = statuses.count(200)
     assert succeeded >= 1
     state = await state_of(workers[1].url, thread)
-    assert state["values"]["count"] == 1 + succeeded  # every accepted run is in the state
+    assert state["state"]["count"] == 1 + succeeded  # every accepted run is in the state
 
 
 async def test_enqueued_requests_wait_their_turn_across_workers(workers):
@@ -77,7 +84,7 @@ async def test_enqueued_requests_wait_their_turn_across_workers(workers):
         )
     )
     assert [r.status_code for r in responses] == [200] * 10
-    assert (await state_of(workers[0].url, thread))["values"]["count"] == 10
+    assert (await state_of(workers[0].url, thread))["state"]["count"] == 10
 
 
 async def read_stream(
@@ -94,18 +101,18 @@ async def read_stream(
 async def test_joining_a_run_from_the_other_worker_sees_every_event(workers):
     a, b = workers
     thread = new_thread()
-    body = {"initial_state": {"events": 20, "async_sleep_s": 0.02}, "config": {"thread_id": thread}}
+    body = {
+        "initial_state": {"events": 20, "async_sleep_s": 0.02},
+        "config": {"thread_id": thread},
+        "response_granularity": "full",  # every event, as a join sends them
+    }
     original = asyncio.ensure_future(read_stream(a.url, "/v1/graph/stream", "POST", json=body))
 
-    async with httpx.AsyncClient(base_url=a.url) as client:
-        run_id = None
-        for _ in range(100):  # the run's id, once its first checkpoint exists
-            response = await client.get(f"/v1/threads/{thread}/state")
-            if response.status_code == 200:
-                run_id = response.json()["data"]["run_id"]
-                break
-            await asyncio.sleep(0.02)
-    assert run_id is not None
+    async def run_id_once_checkpointed() -> str | None:
+        data = await state_of(a.url, thread)
+        return None if data["state"] is None else data["run_id"]
+
+    run_id = await eventually_async(run_id_once_checkpointed, what="the run's first checkpoint")
     joined = await read_stream(b.url, f"/v1/threads/{thread}/runs/{run_id}/stream")
     seen = await original
     assert [(i, e, c["data"]) for i, e, c in joined] == [(i, e, c["data"]) for i, e, c in seen]
@@ -131,12 +138,14 @@ async def test_stop_from_the_other_worker_stops_the_run(workers):
     body = {"initial_state": {"events": 200, "async_sleep_s": 0.05}}
     running = asyncio.ensure_future(invoke(a.url, thread, **body))
     async with httpx.AsyncClient(base_url=b.url, timeout=30) as client:
-        for _ in range(100):
-            stopped = await client.post("/v1/graph/stop", json={"thread_id": thread})
-            if stopped.status_code == 200:
-                break
-            await asyncio.sleep(0.05)  # until the run holds the thread
-    assert stopped.status_code == 200, stopped.text
+
+        async def stop() -> httpx.Response | None:
+            """Until the run holds the thread, a stop finds nothing to stop."""
+            answer = await client.post("/v1/graph/stop", json={"thread_id": thread})
+            assert answer.status_code == 200, answer.text
+            return answer if answer.json()["data"]["stopped"] else None
+
+        await eventually_async(stop, what="a run to stop")
     response = await asyncio.wait_for(running, 10)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "run_stopped"
@@ -152,18 +161,18 @@ async def test_a_worker_killed_mid_run_leaves_the_last_checkpoint_to_the_other(
     thread = new_thread()
     body = {"initial_state": {"events": 100, "async_sleep_s": 0.05}}
     running = asyncio.ensure_future(invoke(victim.url, thread, **body))
-    for _ in range(200):  # until the first step (work) is checkpointed
-        async with httpx.AsyncClient(base_url=workers[0].url) as client:
-            if (await client.get(f"/v1/threads/{thread}/state")).status_code == 200:
-                break
-        await asyncio.sleep(0.02)
+
+    async def first_step_stored() -> bool:
+        return (await state_of(workers[0].url, thread))["state"] is not None
+
+    await eventually_async(first_step_stored, what="the first step (work) checkpointed")
     os.kill(victim.process.pid, signal.SIGKILL)
     victim.process.wait()
     assert isinstance((await asyncio.gather(running, return_exceptions=True))[0], httpx.HTTPError)
 
     state = await state_of(workers[0].url, thread)
-    assert state["values"]["count"] == 1
-    assert state["values"]["messages"] == []
+    assert state["state"]["count"] == 1
+    assert [message_text(m) for m in state["state"]["messages"]] == ["hi"]  # talk never ran
     started = time.monotonic()
     resumed = await invoke(workers[1].url, thread, initial_state={"events": 0})
     assert resumed.status_code == 200, resumed.text  # no wait for a lease: the killer is gone

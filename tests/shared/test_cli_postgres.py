@@ -27,10 +27,14 @@ def test_several_workers_share_threads(database_url, redis_url, tmp_path):
             for _ in range(10):  # new connections each time: the kernel spreads them
                 response = httpx.post(
                     f"{server.url}/v1/graph/invoke",
-                    json={"config": {"thread_id": thread}, "response_granularity": "full"},
+                    json={
+                        "messages": ["hi"],
+                        "config": {"thread_id": thread},
+                        "response_granularity": "full",
+                    },
                 )
                 assert response.status_code == 200
-            state = client.get(f"/v1/threads/{thread}/state").json()["data"]["values"]
+            state = client.get(f"/v1/threads/{thread}/state").json()["data"]["state"]
         assert state["count"] == 10
     finally:
         server.stop()

@@ -27,7 +27,12 @@ def own_redis() -> Iterator[OwnRedis]:
 def invoke(client: httpx.Client, thread: str, **body) -> httpx.Response:
     return client.post(
         "/v1/graph/invoke",
-        json={"config": {"thread_id": thread}, "response_granularity": "full", **body},
+        json={
+            "messages": ["hi"],
+            "config": {"thread_id": thread},
+            "response_granularity": "full",
+            **body,
+        },
     )
 
 

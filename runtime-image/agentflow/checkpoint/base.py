@@ -129,6 +129,11 @@ class Checkpointer(ABC):
     async def ping(self) -> None:
         """Raise :class:`CheckpointerError` if the store cannot be reached right now."""
 
+    @property
+    def kind(self) -> str:
+        """What store this is, for people (``GET /v1/graph`` reports it)."""
+        return type(self).__name__
+
     @abstractmethod
     async def get(self, thread_id: str) -> Checkpoint | None:
         """The latest checkpoint of a thread, or None for an unknown thread."""
@@ -154,9 +159,14 @@ class Checkpointer(ABC):
 
     @abstractmethod
     async def list_threads(
-        self, limit: int = 100, offset: int = 0, metadata: dict[str, Any] | None = None
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        metadata: dict[str, Any] | None = None,
+        search: str | None = None,
     ) -> list[ThreadInfo]:
-        """Threads, most recently updated first, whose metadata contains ``metadata``."""
+        """Threads, most recently updated first, whose metadata contains ``metadata`` and
+        whose id contains ``search`` (ignoring case)."""
 
     @abstractmethod
     async def delete_thread(self, thread_id: str) -> bool:

@@ -81,11 +81,18 @@ class InMemoryCheckpointer(Checkpointer):
         return self._threads.get(thread_id)
 
     async def list_threads(
-        self, limit: int = 100, offset: int = 0, metadata: dict[str, Any] | None = None
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        metadata: dict[str, Any] | None = None,
+        search: str | None = None,
     ) -> list[ThreadInfo]:
         wanted = (metadata or {}).items()
+        needle = (search or "").lower()
         matching = [
-            t for t in self._threads.values() if all(t.metadata.get(k) == v for k, v in wanted)
+            t
+            for t in self._threads.values()
+            if all(t.metadata.get(k) == v for k, v in wanted) and needle in t.thread_id.lower()
         ]
         matching.sort(key=lambda t: t.updated_at, reverse=True)
         return matching[offset : offset + limit]

@@ -173,18 +173,24 @@ class PgCheckpointer(Checkpointer):
         return _thread_info(row) if row is not None else None
 
     async def list_threads(
-        self, limit: int = 100, offset: int = 0, metadata: dict[str, Any] | None = None
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        metadata: dict[str, Any] | None = None,
+        search: str | None = None,
     ) -> list[ThreadInfo]:
         rows = await self.database.run(
             lambda conn: conn.fetch(
                 "SELECT thread_id, metadata, extract(epoch FROM created_at) AS created_at,"
                 " extract(epoch FROM updated_at) AS updated_at FROM agentflow_threads"
                 " WHERE graph_id = $1 AND metadata @> $2::jsonb"
+                " AND strpos(lower(thread_id), lower($5)) > 0"
                 " ORDER BY updated_at DESC LIMIT $3 OFFSET $4",
                 self.graph_id,
                 orjson.dumps(metadata or {}).decode(),
                 limit,
                 offset,
+                search or "",
             )
         )
         return [_thread_info(row) for row in rows]

@@ -30,7 +30,7 @@ from agentflow.graph.errors import (
     NothingToResumeError,
     RoutingError,
 )
-from agentflow.graph.messages import add_messages, message_text
+from agentflow.graph.messages import add_messages, message_text, remove_message
 from agentflow.graph.publisher import IteratorPublisher
 from agentflow.graph.state import MessagesState
 from agentflow.graph.types import END, START, Interrupt, RunConfig, StreamChunk
@@ -59,4 +59,5 @@ __all__ = [
     "emit",
     "interrupt",
     "message_text",
+    "remove_message",
 ]

@@ -29,7 +29,7 @@ from agentflow.graph.errors import (
     NothingToResumeError,
     RoutingError,
 )
-from agentflow.graph.messages import add_messages, normalize_message
+from agentflow.graph.messages import add_messages, is_removal, normalize_messages
 from agentflow.graph.publisher import IteratorPublisher
 from agentflow.graph.types import END, START, Interrupt, RunConfig, StreamChunk
 from agentflow.ids import secret_id
@@ -249,20 +249,35 @@ class CompiledGraph:
             loop.close()
 
     def describe(self) -> dict[str, Any]:
-        """Nodes and edges, for ``GET /v1/graph`` and for drawing the graph."""
-        edges: list[dict[str, Any]] = [
-            {"source": source, "target": target, "conditional": False}
-            for source, targets in self.edges.items()
-            for target in targets
+        """Nodes and edges, for ``GET /v1/graph`` and for drawing the graph: agentflow's shape
+        (``info``, nodes with ``name``, edges with ``id``) with ``conditional`` and
+        ``state_keys`` beside."""
+        pairs: list[tuple[str, str | None, bool]] = [
+            (source, target, False) for source, targets in self.edges.items() for target in targets
         ]
         for branch in self.branches.values():
             targets = list(dict.fromkeys(branch.mapping.values())) if branch.mapping else [None]
-            edges += [{"source": branch.source, "target": t, "conditional": True} for t in targets]
-        return {
-            "nodes": [{"id": START}, *({"id": name} for name in self.nodes), {"id": END}],
-            "edges": edges,
-            "state_keys": self.schema.keys,
+            pairs += [(branch.source, target, True) for target in targets]
+        edges = [
+            {
+                "id": f"{source}->{target or '*'}",
+                "source": source,
+                "target": target,
+                "conditional": conditional,
+            }
+            for source, target, conditional in pairs
+        ]
+        nodes = [{"id": name, "name": name} for name in (START, *self.nodes, END)]
+        checkpointer = self.checkpointer
+        info = {
+            "node_count": len(self.nodes),
+            "edge_count": len(edges),
+            "checkpointer": checkpointer is not None,
+            "checkpointer_type": checkpointer.kind if checkpointer else None,
+            "state_type": getattr(self.schema.state_type, "__name__", "dict"),
+            "state_fields": self.schema.keys,
         }
+        return {"info": info, "nodes": nodes, "edges": edges, "state_keys": self.schema.keys}
 
     # ------------------------------------------------------------------ used by Run
 
@@ -297,10 +312,8 @@ class CompiledGraph:
             )
         checked: dict[str, Any] = dict(update)
         if self.normalizes_messages and "messages" in checked:
-            raw = checked["messages"]
-            raw = raw if isinstance(raw, list) else [raw]
             try:
-                checked["messages"] = [normalize_message(m, i) for i, m in enumerate(raw)]
+                checked["messages"] = normalize_messages(checked["messages"])
             except InvalidUpdateError as error:
                 raise InvalidUpdateError(f"{writer}: {error}") from error
         return checked
@@ -371,7 +384,10 @@ class Run:
                 f"{len(latest.interrupts)} interrupt(s); send 'resume' to continue it"
             )
         if input:
-            values = self.schema.apply(values, input, "the run's input")
+            checked = self.graph.normalize_update("the run's input", input)
+            values = self.schema.apply(values, checked, "the run's input")
+            # The caller's messages are part of the run's messages, as agentflow answers them.
+            self.new_messages = [m for m in checked.get("messages", ()) if not is_removal(m)]
         if latest is not None and self.resumes:
             self.to_run = list(latest.next)
         else:
@@ -398,6 +414,10 @@ class Run:
         resumes, pending_writes = self.resumes, self.pending_writes
         sequence = self.latest.step if self.latest else -1
         steps = 0
+        # The caller's messages go out with the first step's events, once it is stored.
+        opening = [
+            ("message", {"message": m, "metadata": {"node": START}}) for m in self.new_messages
+        ]
         while to_run:
             if steps >= self.recursion_limit:
                 raise GraphRecursionError(
@@ -410,9 +430,10 @@ class Run:
             outcomes = await self._run_step(to_run, values, sequence, resumes, pending_writes)
             interrupts = [o.interrupt for o in outcomes.values() if o.interrupt is not None]
             if interrupts:
-                await self._park(sequence, values, to_run, outcomes, interrupts, resumes)
+                await self._park(sequence, values, to_run, outcomes, interrupts, resumes, opening)
                 return self._result(values, interrupts, to_run, steps)
             values, events = self._merge(sequence, values, to_run, outcomes)
+            events, opening = opening + events, []
             ran, to_run = to_run, await self._next_nodes(to_run, values)
             await self._save(
                 Checkpoint(self.thread_id, self.run_id, sequence, values, next=to_run, nodes=ran)
@@ -439,6 +460,8 @@ class Run:
             )
             if self.graph.normalizes_messages:
                 for message in update.get("messages", ()):
+                    if is_removal(message):
+                        continue
                     self.new_messages.append(message)
                     events.append(("message", {"message": message, "metadata": {"node": node}}))
         return values, events
@@ -451,6 +474,7 @@ class Run:
         outcomes: dict[str, _Outcome],
         interrupts: list[Interrupt],
         resumes: dict[str, list[Any]],
+        opening: list[tuple[str, dict[str, Any]]],
     ) -> None:
         """Checkpoint an interrupted step: the state before it, its questions, the answers
         given so far, and the updates of its nodes that did finish (not run again on resume)."""
@@ -467,6 +491,8 @@ class Run:
                 nodes=to_run,
             )
         )
+        for event, fields in opening:
+            self._emit(event, **fields)
         for item in interrupts:
             self._emit("interrupt", data=item.to_dict(), metadata={"node": item.node})
 

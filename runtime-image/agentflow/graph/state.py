@@ -8,6 +8,7 @@ so every graph accepts the ``messages`` of an HTTP request.
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -70,6 +71,24 @@ class StateSchema:
     def keys(self) -> list[str]:
         return list(self.channels)
 
+    @functools.cached_property
+    def json_schema(self) -> dict[str, Any]:
+        """The state as JSON Schema (agentflow's ``GET /v1/graph:StateSchema``): a pydantic
+        model's own, or one built key by key (a key whose type has none accepts any value)."""
+        if self.model is not None:
+            return self.model.model_json_schema()
+        hints = typing.get_type_hints(self.state_type)  # without the reducers
+        properties = {key: _value_schema(hints.get(key, Any)) for key in self.keys}
+        required = sorted(getattr(self.state_type, "__required_keys__", ()))
+        schema: dict[str, Any] = {
+            "title": self.state_type.__name__,
+            "type": "object",
+            "properties": properties,
+        }
+        if required:
+            schema["required"] = required
+        return schema
+
     def initial_values(self) -> dict[str, Any]:
         """Values of a brand-new thread: pydantic defaults, or nothing but empty messages."""
         values: dict[str, Any] = {"messages": []}
@@ -126,3 +145,11 @@ class MessagesState(typing.TypedDict):
     """The simplest chat state: a list of messages merged with :func:`add_messages`."""
 
     messages: typing.Annotated[list[dict[str, Any]], add_messages]
+
+
+def _value_schema(hint: Any) -> dict[str, Any]:
+    try:
+        schema: dict[str, Any] = pydantic.TypeAdapter(hint).json_schema()
+    except pydantic.PydanticUserError:  # a type with no JSON Schema (a class of the graph's)
+        return {}
+    return schema

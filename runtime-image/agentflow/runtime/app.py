@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from agentflow import __version__
 from agentflow.errors import AgentflowError
-from agentflow.runtime.auth import Authenticator, AuthMiddleware
+from agentflow.runtime.auth import Authenticator, AuthMiddleware, StreamTokens
 from agentflow.runtime.backends import build_broker, build_checkpointer, build_leases, graph_id_of
 from agentflow.runtime.collector import tune_for_serving
 from agentflow.runtime.errors import ErrorInfo, report
@@ -115,8 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     # Added innermost first: a request meets the exchange (id, metrics, headers), CORS, the
     # size limits, then authentication of /v1, then the routes.
+    app.state.stream_tokens = StreamTokens(settings) if settings.auth_enabled else None
     if settings.auth_enabled:
-        app.add_middleware(AuthMiddleware, authenticator=Authenticator(settings), prefix="/v1")
+        app.add_middleware(
+            AuthMiddleware,
+            authenticator=Authenticator(settings),
+            prefix="/v1",
+            stream_tokens=app.state.stream_tokens,
+        )
     app.add_middleware(
         RequestSizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -128,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=settings.cors_allow_credentials,
         allow_methods=["GET", "POST", "PUT", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
-        expose_headers=["X-Request-ID"],
+        expose_headers=["X-Request-ID", "WWW-Authenticate"],
         max_age=600,
     )
     app.add_middleware(ExchangeMiddleware, metrics=metrics, production=settings.is_production)
@@ -187,6 +193,14 @@ def _validation_info(error: RequestValidationError) -> ErrorInfo:
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"
         message = str(item.get("msg", "")).removeprefix("Value error, ")
-        problems.append({"field": field, "message": message})
-    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        # agentflow's shape (loc, msg, type), with the field as one dotted name beside.
+        problems.append(
+            {
+                "loc": list(item.get("loc", ())),
+                "msg": message,
+                "type": item.get("type", ""),
+                "field": field,
+            }
+        )
+    summary = "; ".join(f"{p['field']}: {p['msg']}" for p in problems)
     return ErrorInfo(422, "invalid_request", summary or "the request is invalid", problems)

@@ -8,7 +8,12 @@ Each refusal names the check that failed and never repeats the token.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
+import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from jwt.algorithms import get_default_algorithms
@@ -126,6 +131,70 @@ def _bearer_token(authorization: str | None) -> str:
     return token
 
 
+STREAM_AUDIENCE = "agentflow-stream"
+# The one route a stream token opens: joining a run's stream (GET, as EventSource does).
+_JOIN_PATH = re.compile(r"/v1/threads/(?P<thread>[^/]+)/runs/(?P<run>[^/]+)/stream")
+
+
+class StreamTokens:
+    """Tokens for a browser's ``EventSource``, which cannot send ``Authorization``: minted
+    for an authenticated caller, good for joining one run's stream only, for a few minutes,
+    and signed with a key of the server's own, so the caller's JWT never goes into a URL and a
+    stream token is no bearer token."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.ttl_s = settings.stream_token_ttl_s
+        self.key: bytes | None = None
+        if settings.stream_token_secret is not None:
+            self.key = settings.stream_token_secret.get_secret_value().encode()
+        elif settings.jwt_secret_key is not None:
+            secret = settings.jwt_secret_key.get_secret_value().encode()
+            self.key = hmac.new(secret, b"agentflow stream tokens", hashlib.sha256).digest()
+
+    def mint(self, subject: str, thread_id: str, run_id: str) -> str:
+        if self.key is None:
+            raise StreamTokensOffError(
+                "stream tokens need AGENTFLOW_STREAM_TOKEN_SECRET when tokens are verified "
+                "with a public key (JWT_ALGORITHM RS256/ES256)"
+            )
+        now = int(time.time())
+        claims = {
+            "sub": subject,
+            "aud": STREAM_AUDIENCE,
+            "run": f"{thread_id}/{run_id}",
+            "iat": now,
+            "exp": now + int(self.ttl_s),
+        }
+        return jwt.encode(claims, self.key, algorithm="HS256")
+
+    def verify(self, token: str, thread_id: str, run_id: str) -> str:
+        """The subject the token was minted for, if it opens this run's stream."""
+        if self.key is None:
+            raise AuthError("invalid_token", "this server issues no stream tokens")
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=["HS256"],
+                audience=STREAM_AUDIENCE,
+                options={"require": ["exp", "sub", "run"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError(
+                "token_expired", "the stream token has expired: get a new one"
+            ) from None
+        except jwt.PyJWTError:
+            raise AuthError("invalid_token", "the stream token is not valid") from None
+        if claims["run"] != f"{thread_id}/{run_id}":
+            raise AuthError("invalid_token", "the stream token is for another run")
+        subject: str = claims["sub"]
+        return subject
+
+
+class StreamTokensOffError(AgentflowError):
+    status, code = 501, "stream_tokens_unavailable"
+
+
 class AuthMiddleware:
     """Requires a valid bearer token on every path under ``prefix`` (the API: ``/v1``) and
     puts its subject in ``scope["state"]["subject"]`` for :func:`subject_of`. Refusals are the
@@ -136,10 +205,17 @@ class AuthMiddleware:
     dependency resolution (docs/benchmarks.md).
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, prefix: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        prefix: str,
+        stream_tokens: StreamTokens | None = None,
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.prefix = prefix
+        self.stream_tokens = stream_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _under(scope["path"], self.prefix):
@@ -147,9 +223,12 @@ class AuthMiddleware:
             return
         authorization = dict(scope["headers"]).get(b"authorization")
         try:
-            subject = self.authenticator.verify(
-                None if authorization is None else authorization.decode("latin-1")
-            )
+            if authorization is None and (stream_token := self._stream_token(scope)):
+                subject = stream_token
+            else:
+                subject = self.authenticator.verify(
+                    None if authorization is None else authorization.decode("latin-1")
+                )
         except AuthError as error:
             response = error_response(
                 Request(scope), describe(error, production=False), error.headers
@@ -158,6 +237,19 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})["subject"] = subject
         await self.app(scope, receive, send)
+
+    def _stream_token(self, scope: Scope) -> str | None:
+        """The subject of a ``stream_token`` query parameter on a GET of a run's stream;
+        None when the request carries none (or is another request)."""
+        found = _JOIN_PATH.fullmatch(scope["path"])
+        if self.stream_tokens is None or found is None or scope["method"] != "GET":
+            return None
+        tokens = parse_qs(scope["query_string"].decode("latin-1")).get("stream_token")
+        if not tokens:
+            return None
+        if len(tokens) > 1:  # which one a proxy checked is anyone's guess: refuse both
+            raise AuthError("malformed_token", "the request carries more than one stream_token")
+        return self.stream_tokens.verify(tokens[0], found["thread"], found["run"])
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -42,6 +42,11 @@ def no_log(thread_id: str, run_id: str) -> RunNotFoundError:
     )
 
 
+class NothingAfterTheEnd(Exception):
+    """A join after the run's last event: the run ended and nothing is left to send (the
+    answer is 204, on which EventSource stops reconnecting)."""
+
+
 class BrokerUnavailableError(AgentflowError):
     """The broker cannot carry this request right now (Redis down, or no Redis at all)."""
 
@@ -82,7 +87,8 @@ class RunBroker(ABC):
     ) -> AsyncIterator[list[StreamChunk]]:
         """The run's chunks after index ``after``, in batches: those already published, then
         new ones as they come, until the ``end`` chunk. Raises :class:`RunNotFoundError` at
-        once for a run with no log, or of another owner."""
+        once for a run with no log, or of another owner, and :class:`NothingAfterTheEnd` when
+        the run ended at or before ``after``."""
 
     @abstractmethod
     async def request_stop(self, thread_id: str, run_id: str, owner: str | None) -> None:
@@ -142,6 +148,8 @@ class LocalRunBroker(RunBroker):
         log = self._logs.get(run_id)
         if log is None or log.thread_id != thread_id or log.owner != owner:
             raise no_log(thread_id, run_id)
+        if log.closed_at is not None and after + 1 >= len(log.chunks):
+            raise NothingAfterTheEnd
         return self._read(log, after + 1)
 
     @staticmethod

@@ -26,8 +26,8 @@ class ThreadNotFoundError(AgentflowError):
     status, code = 404, "thread_not_found"
 
 
-class NoActiveRunError(AgentflowError):
-    status, code = 404, "no_active_run"
+class MessageNotFoundError(AgentflowError):
+    status, code = 404, "message_not_found"
 
 
 class RunStoppedError(AgentflowError):

@@ -125,6 +125,10 @@ class MeteredCheckpointer(Checkpointer):
         self.inner = inner
         self._seconds = metrics.checkpointer_seconds
 
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
     async def _timed(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         started = time.perf_counter()
         try:
@@ -156,10 +160,14 @@ class MeteredCheckpointer(Checkpointer):
         return await self._timed("get_thread", lambda: self.inner.get_thread(thread_id))
 
     async def list_threads(
-        self, limit: int = 100, offset: int = 0, metadata: dict[str, Any] | None = None
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        metadata: dict[str, Any] | None = None,
+        search: str | None = None,
     ) -> list[ThreadInfo]:
         return await self._timed(
-            "list_threads", lambda: self.inner.list_threads(limit, offset, metadata)
+            "list_threads", lambda: self.inner.list_threads(limit, offset, metadata, search)
         )
 
     async def delete_thread(self, thread_id: str) -> bool:

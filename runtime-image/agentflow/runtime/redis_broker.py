@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from agentflow.graph.types import StreamChunk
 from agentflow.runtime.broker import (
     BrokerUnavailableError,
+    NothingAfterTheEnd,
     RunBroker,
     RunLog,
     StopHandler,
@@ -129,11 +130,21 @@ class RedisRunBroker(RunBroker):
     ) -> AsyncIterator[list[StreamChunk]]:
         key = self._log_key(thread_id, run_id)
         try:
-            started: Any = await self.redis.xrange(key, "0-1", "0-1")
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xrange(key, "0-1", "0-1")
+                pipe.xrevrange(key, "+", "-", count=1)
+                started, last = await pipe.execute()
         except (RedisError, OSError) as error:
             raise _unavailable("joining a run's stream", error) from error
         if not started or started[0][1].get(b"owner", b"").decode() != (owner or ""):
             raise no_log(thread_id, run_id)
+        last_id, last_fields = last[0]
+        if (
+            b"c" in last_fields
+            and orjson.loads(last_fields[b"c"])["event"] == "end"
+            and int(last_id.split(b"-")[1]) <= after
+        ):
+            raise NothingAfterTheEnd
         return self._read(key, "0-1" if after < 0 else f"1-{after}")
 
     async def _read(self, key: str, position: str) -> AsyncIterator[list[StreamChunk]]:

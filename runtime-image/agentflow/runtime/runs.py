@@ -22,10 +22,10 @@ from agentflow.graph.engine import MISSING
 from agentflow.graph.publisher import IteratorPublisher
 from agentflow.leases import Holder, ThreadLease, ThreadLeases, ThreadLockedError
 from agentflow.runtime.broker import BrokerUnavailableError, RunBroker, RunLog
-from agentflow.runtime.errors import NoActiveRunError, RunStoppedError, ShuttingDownError, describe
+from agentflow.runtime.errors import RunStoppedError, ShuttingDownError, describe
 from agentflow.runtime.logs import run_id_var, thread_id_var
 from agentflow.runtime.metrics import Metrics
-from agentflow.runtime.threads import Threads, not_found, ownership
+from agentflow.runtime.threads import Threads, ownership
 
 logger = logging.getLogger("agentflow.runtime")
 
@@ -249,35 +249,35 @@ class Runs:
         publish(StreamChunk("error", thread_id, run_id, data=info.to_dict()))
         publish(StreamChunk("end", thread_id, run_id, data={"status": "error"}))
 
-    async def stop(self, thread_id: str, owner: str | None = None) -> str:
-        """Stop the run in progress on a thread, on this worker or another; returns its id.
-        The worker running it checks that the run belongs to ``owner``."""
+    async def stop(self, thread_id: str, owner: str | None = None) -> str | None:
+        """Stop the run in progress on a thread, on this worker or another; returns its id, or
+        None when no run of ``owner``'s is in progress there (another subject's run is not
+        there either, as far as the caller can tell). The worker running it checks that the
+        run belongs to ``owner``."""
         local = self._running.get(thread_id)
-        if local is not None and local.owner != owner:
-            raise not_found(thread_id)
         if local is not None:
+            if local.owner != owner:
+                return None
             local.stop("stopped by a stop request")
             await asyncio.wait(
                 {asyncio.ensure_future(local.settled())}, timeout=STOP_CONFIRM_TIMEOUT_S
             )
             return local.run_id
         holder = await self.leases.holder(thread_id)
-        if holder is None or holder.kind != "run":
-            raise NoActiveRunError(f"no run is in progress on thread '{thread_id}'")
-        run_id = holder.id
-        await self.threads.check_owner(thread_id, owner)
-        await self.broker.request_stop(thread_id, run_id, owner)
+        if holder is None or holder.kind != "run" or not await self.threads.owns(thread_id, owner):
+            return None
+        await self.broker.request_stop(thread_id, holder.id, owner)
         deadline = time.monotonic() + STOP_CONFIRM_TIMEOUT_S
         while await self.leases.holder(thread_id) == holder:
             if time.monotonic() > deadline:
                 if not self.broker.crosses_processes:
                     raise BrokerUnavailableError(
-                        f"run {run_id} executes on another worker; stopping it there needs "
+                        f"run {holder.id} executes on another worker; stopping it there needs "
                         "REDIS_URL"
                     )
                 break
             await asyncio.sleep(0.05)
-        return run_id
+        return holder.id
 
     def _on_stop_request(self, thread_id: str, run_id: str, owner: str | None) -> None:
         run = self._running.get(thread_id)

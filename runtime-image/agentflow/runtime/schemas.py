@@ -13,10 +13,20 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
 
-from agentflow.checkpoint.base import Checkpoint
+from agentflow.checkpoint.base import Checkpoint, ThreadInfo
 from agentflow.graph.engine import DEFAULT_RECURSION_LIMIT
+from agentflow.graph.errors import InvalidUpdateError
+from agentflow.graph.messages import normalize_messages
 
 _THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 THREAD_ID_RULE = (
@@ -31,8 +41,34 @@ def check_thread_id(value: str) -> str:
     return value
 
 
-ThreadId = Annotated[str, AfterValidator(check_thread_id)]
+def _integer_as_text(value: Any) -> Any:
+    """agentflow accepts integer thread ids (its client types some as numbers)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+ThreadId = Annotated[str, BeforeValidator(_integer_as_text), AfterValidator(check_thread_id)]
 RunId = Annotated[str, AfterValidator(check_thread_id)]  # run ids follow the same rule
+
+
+def _agentflow_messages(value: Any) -> Any:
+    """Messages as agentflow's model has them; malformed ones are refused here, with a 422."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError(f"messages must be a list, not {type(value).__name__}")
+    try:
+        return normalize_messages(value)
+    except InvalidUpdateError as error:
+        raise ValueError(str(error)) from None
+
+
+# Plain strings are accepted too, on the way in (normalised before the type is checked).
+Messages = Annotated[list[dict[str, Any]] | None, BeforeValidator(_agentflow_messages)]
+
+
+Granularity = Literal["low", "partial", "full"]
 
 
 class RunConfigBody(BaseModel):
@@ -44,23 +80,28 @@ class RunConfigBody(BaseModel):
 
 
 class RunBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are ignored, as agentflow's server ignores them.
+    model_config = ConfigDict(extra="ignore")
 
-    messages: list[str | dict[str, Any]] | None = Field(
-        None, description="Messages appended to the thread's messages before the run."
+    messages: Messages = Field(
+        None,
+        description="Messages appended to the thread's messages before the run: agentflow "
+        "message objects, or plain strings (user messages).",
     )
     initial_state: dict[str, Any] | None = Field(
         None, description="State keys applied through the reducers before the run."
     )
     config: RunConfigBody = Field(default_factory=RunConfigBody)
-    recursion_limit: int = Field(DEFAULT_RECURSION_LIMIT, ge=1, le=100)
+    recursion_limit: StrictInt = Field(DEFAULT_RECURSION_LIMIT, ge=1, le=100)
     resume: Any = Field(
         None, description="The answer to the thread's pending interrupt (only when present)."
     )
-    response_granularity: Literal["low", "partial", "full"] = Field(
+    response_granularity: Granularity = Field(
         "low",
-        description="low: this run's new messages; partial: plus the state without messages; "
-        "full: all messages and the whole state.",
+        description="What comes back beside the run's messages. low: nothing; partial: the "
+        "state without messages, and the thread's messages as context; full: the whole state "
+        "and context. On streams: low sends no state events, partial sends them without "
+        "messages.",
     )
     on_disconnect: Literal["cancel", "continue"] = Field(
         "cancel", description="Streams only: what happens to the run if the client goes away."
@@ -71,18 +112,40 @@ class RunBody(BaseModel):
         "AGENTFLOW_ENQUEUE_TIMEOUT_S).",
     )
 
+    @model_validator(mode="after")
+    def _asks_something(self) -> RunBody:
+        if not self.messages and not self.initial_state and "resume" not in self.model_fields_set:
+            raise ValueError(
+                "the request gives the run nothing to do: send at least one message "
+                "(or initial_state, or resume)"
+            )
+        return self
+
 
 class StopBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     thread_id: ThreadId | None = None
     config: RunConfigBody = Field(default_factory=RunConfigBody)
 
 
 class StateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     state: dict[str, Any] = Field(description="Keys to set; other keys keep their values.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Accepted as agentflow's client sends it; unused."
+    )
+
+
+class MessagesBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    messages: Annotated[Messages, Field(min_length=1)] = Field(
+        description="Messages appended to the thread's messages, through its reducer."
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="Accepted; unused.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Accepted; unused.")
 
 
 # ---------------------------------------------------------------------- responses
@@ -138,71 +201,129 @@ class RunMeta(_Answer):
 
 
 class InvokeResult(_Answer):
-    state: dict[str, Any] | None = Field(
-        description="The state, per response_granularity (null for low)."
+    messages: list[dict[str, Any]] = Field(
+        description="The run's messages: the caller's, then the nodes' (the thread's are in "
+        "context)."
     )
-    messages: list[dict[str, Any]]
+    state: dict[str, Any] | None = Field(
+        description="The state, per response_granularity (null for low; without messages for "
+        "partial)."
+    )
+    context: list[dict[str, Any]] | None = Field(
+        description="agentflow's context: the thread's messages (partial and full)."
+    )
+    summary: None = Field(description="agentflow's context summary: none is kept.")
     interrupts: list[InterruptInfo]
     next: list[str] = Field(description="The nodes waiting to run (after an interrupt).")
     meta: RunMeta
 
 
+class GraphInfo(_Answer):
+    node_count: int
+    edge_count: int
+    checkpointer: bool
+    checkpointer_type: str | None
+    state_type: str
+    state_fields: list[str]
+
+
 class GraphNode(_Answer):
     id: str
+    name: str
 
 
 class GraphEdge(_Answer):
+    id: str
     source: str
     target: str | None = Field(description="null: a router whose targets are not declared.")
     conditional: bool
 
 
 class GraphDescription(_Answer):
+    info: GraphInfo
     nodes: list[GraphNode]
     edges: list[GraphEdge]
     state_keys: list[str]
 
 
-class Stopped(_Answer):
+class StopResult(_Answer):
+    """Stopping is idempotent: a thread with no run of the caller's in progress answers 200
+    too, with ``stopped: false``."""
+
+    ok: Literal[True]
+    success: Literal[True]
+    running: Literal[False] = Field(description="No run is in progress on the thread now.")
+    stopped: bool = Field(description="Whether this request stopped a run.")
     thread_id: str
-    run_id: str
-    stopped: Literal[True]
+    run_id: str | None
+    message: str
+    stopped_at: str | None
 
 
 class ThreadSummary(_Answer):
     thread_id: str
-    created_at: float
-    updated_at: float
+    thread_name: str | None
+    user_id: str | None = Field(description="The owner's subject when auth is on.")
     metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    run_id: None
 
 
 class ThreadList(_Answer):
     threads: list[ThreadSummary]
 
 
-class StateSnapshot(_Answer):
-    """A thread's state after one step."""
+class ThreadData(_Answer):
+    thread: ThreadSummary
 
+
+class ThreadDetails(_Answer):
+    thread_data: ThreadData
+
+
+class StateSnapshot(_Answer):
+    """A thread's state after one step (``state`` is agentflow's; the rest is ours)."""
+
+    state: dict[str, Any]
     thread_id: str
     checkpoint_id: str
     parent_id: str | None
     run_id: str
     step: int
-    source: str = Field(description="loop (a step of a run) or update (a PUT of the state).")
+    source: str = Field(description="loop (a step of a run) or update (a change over HTTP).")
     nodes: list[str] = Field(description="The nodes that ran in this step.")
-    values: dict[str, Any]
     next: list[str]
     interrupts: list[InterruptInfo]
     created_at: float
+
+
+class NoState(_Answer):
+    """An unknown thread's state, as agentflow answers it."""
+
+    state: None
 
 
 class History(_Answer):
     history: list[StateSnapshot] = Field(description="Newest first.")
 
 
-class Deleted(_Answer):
-    thread_id: str
-    deleted: Literal[True]
+class MessageList(_Answer):
+    messages: list[dict[str, Any]]
+
+
+class StreamToken(_Answer):
+    token: str | None = Field(description="null when auth is off (the stream needs none).")
+    expires_in: float | None = Field(description="Seconds the token is valid.")
+    url: str = Field(description="The path to give EventSource, token included.")
+
+
+class Done(_Answer):
+    """agentflow's answer to a change: ``{success, message, data}``."""
+
+    success: Literal[True]
+    message: str
+    data: Any
 
 
 class Health(_Answer):
@@ -235,13 +356,14 @@ def envelope(data: Any, request_id: str) -> dict[str, Any]:
 def response_metadata(request_id: str) -> dict[str, Any]:
     return {
         "request_id": request_id,
-        "timestamp": datetime.fromtimestamp(time.time(), UTC).isoformat(),
+        "timestamp": iso_time(time.time()),
     }
 
 
 def snapshot(checkpoint: Checkpoint) -> dict[str, Any]:
     """A checkpoint as the thread endpoints show it."""
     return {
+        "state": checkpoint.values,
         "thread_id": checkpoint.thread_id,
         "checkpoint_id": checkpoint.checkpoint_id,
         "parent_id": checkpoint.parent_id,
@@ -249,8 +371,28 @@ def snapshot(checkpoint: Checkpoint) -> dict[str, Any]:
         "step": checkpoint.step,
         "source": checkpoint.source,
         "nodes": checkpoint.nodes,
-        "values": checkpoint.values,
         "next": checkpoint.next,
         "interrupts": checkpoint.interrupts,
         "created_at": checkpoint.created_at,
     }
+
+
+def thread_summary(thread: ThreadInfo) -> dict[str, Any]:
+    """A thread as agentflow lists it (dates in ISO 8601, which JavaScript's Date reads)."""
+    return {
+        "thread_id": thread.thread_id,
+        "thread_name": thread.metadata.get("thread_name"),
+        "user_id": thread.metadata.get("owner"),
+        "metadata": thread.metadata,
+        "created_at": iso_time(thread.created_at),
+        "updated_at": iso_time(thread.updated_at),
+        "run_id": None,
+    }
+
+
+def done(message: str, data: Any) -> dict[str, Any]:
+    return {"success": True, "message": message, "data": data}
+
+
+def iso_time(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()

@@ -77,6 +77,20 @@ class Settings(BaseSettings):
         description="PEM public key for RS256/ES256 tokens (turns on JWT auth too).",
     )
     jwt_algorithm: JwtAlgorithm = Field("HS256", validation_alias="JWT_ALGORITHM")
+    stream_token_secret: SecretStr | None = Field(
+        None,
+        validation_alias="AGENTFLOW_STREAM_TOKEN_SECRET",
+        description="Signs the short-lived tokens a browser's EventSource joins a run with "
+        "(default: derived from JWT_SECRET_KEY; needed with RS256/ES256). The same on every "
+        "replica.",
+    )
+    stream_token_ttl_s: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        validation_alias="AGENTFLOW_STREAM_TOKEN_TTL_S",
+        description="How long a stream token is valid (EventSource reconnects reuse it).",
+    )
     jwt_issuer: str | None = Field(None, validation_alias="JWT_ISSUER")
     jwt_audience: str | None = Field(None, validation_alias="JWT_AUDIENCE")
     docs_enabled: bool | None = Field(
@@ -256,7 +270,13 @@ def load_settings() -> Settings:
 
 
 # Values never repeated in messages: they may carry passwords.
-_SECRETS = {"database_url", "redis_url", "jwt_secret_key", "jwt_public_key"}
+_SECRETS = {
+    "database_url",
+    "redis_url",
+    "jwt_secret_key",
+    "jwt_public_key",
+    "stream_token_secret",
+}
 # The environment contract: setting -> the variable that sets it. The operator names the
 # variables it writes into pods from here, so the two cannot drift apart.
 ENV_NAMES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}

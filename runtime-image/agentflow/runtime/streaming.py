@@ -114,6 +114,26 @@ class StreamResponse(StreamingResponse):
         streaming.cancel()
 
 
+def prefers_ndjson(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for NDJSON over SSE, ``q`` values honoured: NDJSON
+    when it is acceptable (q > 0) and no less wanted than ``text/event-stream``."""
+    weights: dict[str, float] = {}
+    for item in accept.split(","):
+        media_type, *parameters = (part.strip() for part in item.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[media_type.lower()] = max(weight, weights.get(media_type.lower(), 0.0))
+    ndjson = weights.get(NDJSON_MEDIA_TYPE, 0.0)
+    sse = max(weights.get(SSE_MEDIA_TYPE, 0.0), weights.get("text/*", 0.0))
+    return ndjson > 0 and ndjson >= sse
+
+
 def stream_response(
     request: Request, batches: AsyncIterator[list[StreamChunk]], first_index: int = 0
 ) -> StreamResponse:
@@ -126,7 +146,7 @@ def stream_response(
         for chunk in batch:
             sent.labels(chunk.event).inc()
 
-    if NDJSON_MEDIA_TYPE in request.headers.get("accept", ""):
+    if prefers_ndjson(request.headers.get("accept", "")):
 
         async def lines() -> AsyncGenerator[bytes, None]:
             async for batch in batches:

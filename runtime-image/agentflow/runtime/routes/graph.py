@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 
-from agentflow.graph import MISSING, RunResult
+from agentflow.graph import MISSING, RunResult, StreamChunk
 from agentflow.ids import secret_id
 from agentflow.runtime.auth import subject_of
 from agentflow.runtime.errors import InvalidRequestError
@@ -16,11 +19,13 @@ from agentflow.runtime.runs import RunOptions
 from agentflow.runtime.schemas import (
     ERROR_RESPONSES,
     Envelope,
+    Granularity,
     GraphDescription,
     InvokeResult,
     RunBody,
     StopBody,
-    Stopped,
+    StopResult,
+    iso_time,
 )
 from agentflow.runtime.streaming import StreamResponse, stream_response
 
@@ -46,14 +51,14 @@ async def invoke(body: RunBody, request: Request) -> JSONResponse:
     },
 )
 async def stream(body: RunBody, request: Request) -> StreamResponse:
-    """Server-Sent Events by default; ``Accept: application/x-ndjson`` gets one StreamChunk
-    JSON per line instead."""
+    """Server-Sent Events by default; ``Accept: application/x-ndjson`` (as agentflow's client
+    sends) gets one StreamChunk JSON per line instead."""
     chunks = await runs_of(request).stream(
         _options(body, request),
         secret_id(),
         cancel_on_disconnect=body.on_disconnect == "cancel",
     )
-    return stream_response(request, chunks)
+    return stream_response(request, _granular(chunks, body.response_granularity))
 
 
 @router.get("", response_model=Envelope[GraphDescription])
@@ -61,13 +66,32 @@ async def describe(request: Request) -> JSONResponse:
     return ok(request, runs_of(request).graph.describe())
 
 
-@router.post("/stop", response_model=Envelope[Stopped])
+@router.get(":StateSchema", response_model=Envelope[dict[str, Any]])
+async def state_schema(request: Request) -> JSONResponse:
+    """The state as JSON Schema (agentflow's path, colon included)."""
+    return ok(request, runs_of(request).graph.schema.json_schema)
+
+
+@router.post("/stop", response_model=Envelope[StopResult])
 async def stop(body: StopBody, request: Request) -> JSONResponse:
     thread_id = body.thread_id or body.config.thread_id
     if thread_id is None:
         raise InvalidRequestError("stop needs a thread_id, at the top level or in config")
     run_id = await runs_of(request).stop(thread_id, subject_of(request))
-    return ok(request, {"thread_id": thread_id, "run_id": run_id, "stopped": True})
+    message = f"run {run_id} was stopped" if run_id else "no run is in progress on the thread"
+    return ok(
+        request,
+        {
+            "ok": True,
+            "success": True,
+            "running": False,
+            "stopped": run_id is not None,
+            "thread_id": thread_id,
+            "run_id": run_id,
+            "message": message,
+            "stopped_at": iso_time(time.time()) if run_id else None,
+        },
+    )
 
 
 def _options(body: RunBody, request: Request) -> RunOptions:
@@ -85,18 +109,23 @@ def _options(body: RunBody, request: Request) -> RunOptions:
     )
 
 
-def _present(result: RunResult, granularity: str) -> dict[str, Any]:
+def _present(result: RunResult, granularity: Granularity) -> dict[str, Any]:
+    """agentflow's invoke answer (messages, state, context, summary, meta) with ours beside."""
     values = result.values
+    # Always this run's messages: agentflow's client runs every remote tool call it finds in
+    # them, so the thread's earlier calls must not come back (they would loop forever).
+    state: dict[str, Any] | None = None
+    context: list[dict[str, Any]] | None = None
     if granularity == "full":
-        messages, state = values.get("messages", []), values
+        state, context = values, values.get("messages", [])
     elif granularity == "partial":
-        messages = result.new_messages
+        context = values.get("messages", [])
         state = {key: value for key, value in values.items() if key != "messages"}
-    else:
-        messages, state = result.new_messages, None
     return {
+        "messages": result.new_messages,
         "state": state,
-        "messages": messages,
+        "context": context,
+        "summary": None,
         "interrupts": [i.to_dict() for i in result.interrupts],
         "next": result.next,
         "meta": {
@@ -107,3 +136,25 @@ def _present(result: RunResult, granularity: str) -> dict[str, Any]:
             "steps": result.steps,
         },
     }
+
+
+async def _granular(
+    batches: AsyncIterator[list[StreamChunk]], granularity: Granularity
+) -> AsyncIterator[list[StreamChunk]]:
+    """A stream at the request's granularity: ``full`` sends every chunk; ``partial`` sends
+    ``state`` chunks without the messages (the message chunks carry them); ``low`` sends no
+    ``state`` chunks."""
+    async for batch in batches:
+        if granularity == "low":
+            batch = [chunk for chunk in batch if chunk.event != "state"]
+        elif granularity == "partial":
+            batch = [_without_messages(chunk) for chunk in batch]
+        if batch:
+            yield batch
+
+
+def _without_messages(chunk: StreamChunk) -> StreamChunk:
+    if chunk.event != "state" or not chunk.state:
+        return chunk
+    state = {key: value for key, value in chunk.state.items() if key != "messages"}
+    return dataclasses.replace(chunk, state=state)
