@@ -8,13 +8,15 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, start_server
+from tests.conftest import ROOT, Server, agentflow_command, start_server
 
+EXAMPLE = ROOT / "examples" / "agentflow.json"
 # What the client sends by default with every JSON request.
 HEADERS = {"Content-Type": "application/json", "accept": "application/json"}
 
@@ -248,3 +250,44 @@ def test_a_front_end_client_in_node_runs_the_remote_tool_loop_over_invoke_and_st
     ]
     assert seen["updatedAt"] >= 2026
     assert seen["stopped"]["data"]["running"] is False
+
+
+def graph_server(kind: str, tmp_path: Path) -> Server:
+    """A server of the example graph, of `agentflow init`'s template, or of a graph whose
+    nodes return plain strings."""
+    if kind == "example":
+        return start_server(tmp_path, {"AGENTFLOW_GRAPH": "", "GRAPH_PATH": str(EXAMPLE)})
+    if kind == "template":
+        project = tmp_path / "starter"
+        subprocess.run(agentflow_command("init", str(project)), check=True, capture_output=True)
+        return start_server(tmp_path, {"AGENTFLOW_GRAPH": ""}, cwd=project)
+    return start_server(tmp_path, {"AGENTFLOW_GRAPH": "tests.graphs.versatile:app"})
+
+
+@pytest.mark.parametrize("kind", ["example", "template", "plain strings"])
+def test_every_route_answers_agentflow_messages(kind, tmp_path):
+    server = graph_server(kind, tmp_path)
+    name = thread()
+    try:
+        with httpx.Client(base_url=server.url, headers=HEADERS, timeout=30) as http:
+            answer = say(http, name, "Where is my order 1002?")
+            body = {"messages": [client_message("thanks")], "config": {"thread_id": name}}
+            ndjson = {"Accept": "application/x-ndjson, application/json"}
+            streamed = http.post("/v1/graph/stream", json=body, headers=ndjson)
+            chunks = [json.loads(line) for line in streamed.text.splitlines() if line]
+            state = data(http.get(f"/v1/threads/{name}/state"))["state"]
+            listed = data(http.get(f"/v1/threads/{name}/messages"))["messages"]
+            history = data(http.get(f"/v1/threads/{name}/history"))["history"]
+    finally:
+        server.stop()
+    everywhere = [
+        *answer["messages"],
+        *(c["message"] for c in chunks if c["message"]),
+        *state["messages"],
+        *listed,
+        *(m for h in history for m in h["state"]["messages"]),
+    ]
+    assert {m["role"] for m in answer["messages"]} >= {"user", "assistant"}
+    assert any(c["message"] for c in chunks)
+    for message in everywhere:
+        assert_agentflow_message(message)
