@@ -1,5 +1,9 @@
 """The JWT checks, one by one, on the plain Authenticator (tokens made here with PyJWT)."""
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 
 import jwt
@@ -108,6 +112,33 @@ def test_exp_and_sub_are_required():
     no_sub = jwt.encode({"exp": int(time.time()) + 60}, SECRET, "HS256")
     assert "'exp' claim" in str(refusal(authenticator, f"Bearer {no_exp}"))
     assert "'sub' claim" in str(refusal(authenticator, f"Bearer {no_sub}"))
+
+
+def handmade(header: dict[str, object], claims: dict[str, object]) -> str:
+    """A token with a header PyJWT itself would refuse to write (crit, a numeric kid)."""
+
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT', **header})}.{part(claims)}"
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+@pytest.mark.parametrize(
+    "header", [{"crit": ["exp"]}, {"crit": "x"}, {"crit": []}, {"kid": 5}, {"kid": ["a"]}]
+)
+def test_a_token_header_pyjwt_refuses_is_a_401_not_a_500(header):
+    claims = {"sub": "alice", "exp": int(time.time()) + 60}
+    error = refusal(Authenticator(settings()), f"Bearer {handmade(header, claims)}")
+    assert error.code in ("invalid_token", "malformed_token")
+
+
+def test_a_future_iat_is_named_as_iat():
+    future = token(iat=int(time.time()) + 600)
+    error = refusal(Authenticator(settings()), f"Bearer {future}")
+    assert error.code == "token_not_yet_valid"
+    assert "(iat)" in str(error)
 
 
 # ---------------------------------------------------------------------- stream tokens

@@ -98,6 +98,9 @@ def test_bad_tokens_are_refused_saying_why(client):
     for code, headers in cases.items():
         response = client.get("/v1/threads", headers=headers)
         error_of(response, 401, code)
+    # Two Authorization headers: a proxy may have checked either; both are refused.
+    twice = [("Authorization", ALICE["Authorization"]), ("Authorization", "Bearer x.y.z")]
+    error_of(client.get("/v1/threads", headers=twice), 401, "malformed_authorization")
     assert client.get("/v1/threads", headers=ALICE).status_code == 200  # still serving
 
 

@@ -5,6 +5,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.conftest import start_server
+
 
 def assert_error(response: httpx.Response, status: int, code: str, *phrases: str) -> dict:
     assert response.status_code == status, response.text
@@ -171,3 +173,17 @@ async def test_the_server_keeps_serving_after_bad_input(client):
         "/v1/graph/invoke", content=b"\xff\xfe", headers={"content-type": "application/json"}
     )
     assert (await client.post("/v1/graph/invoke", json={"messages": ["hi"]})).status_code == 200
+
+
+def test_a_bug_is_a_bare_500_logged_once(tmp_path):
+    server = start_server(tmp_path, {"AGENTFLOW_GRAPH": "tests.graphs.broken_store:app"})
+    try:
+        response = httpx.post(f"{server.url}/v1/graph/invoke", json={"messages": ["hi"]})
+        assert_error(response, 500, "internal_error", "unexpected error")
+        assert "disk" not in response.text
+    finally:
+        server.stop()
+    log = server.log()
+    assert log.count("RuntimeError: the disk is on fire") == 1, log
+    assert log.count("Traceback") == 1
+    assert "Exception in ASGI application" not in log

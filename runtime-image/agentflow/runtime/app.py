@@ -178,8 +178,8 @@ def _install_error_handlers(app: FastAPI, *, production: bool) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(AgentflowError, on_error)
-    # Anything else is a bug: answered as a bare 500 (traceback logged, never sent).
-    app.add_exception_handler(Exception, on_error)
+    # Anything else is a bug: ExchangeMiddleware answers it as a bare 500 and logs its
+    # traceback, once (never sent).
 
 
 def _validation_info(error: RequestValidationError) -> ErrorInfo:

@@ -60,8 +60,8 @@ class Authenticator:
     def verify(self, authorization: str | None) -> str:
         """The token's subject (``sub``), or :class:`AuthError` saying which check failed."""
         token = _bearer_token(authorization)
-        self._check_algorithm(token)
-        try:
+        try:  # every problem PyJWT finds, in the header too, is a 401 saying which
+            self._check_algorithm(token)
             claims = jwt.decode(
                 token,
                 self.key,
@@ -79,12 +79,7 @@ class Authenticator:
 
     def _check_algorithm(self, token: str) -> None:
         """Refuse unsigned tokens and other algorithms before verifying anything."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise AuthError(
-                "malformed_token", "the bearer token is not a well-formed JWT"
-            ) from None
+        header = jwt.get_unverified_header(token)  # malformed: a PyJWTError, for _refusal
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm.lower() == "none":
             raise AuthError("unsigned_token", "unsigned tokens (alg 'none') are refused")
@@ -101,10 +96,14 @@ class Authenticator:
             return AuthError(
                 "missing_claim", f"the token has no '{error.claim}' claim, which is required"
             )
+        if isinstance(error, jwt.ImmatureSignatureError):  # a future nbf, or a future iat
+            claim = "iat" if "iat" in str(error) else "nbf"
+            return AuthError("token_not_yet_valid", f"the token is not valid yet ({claim})")
         checks: list[tuple[type[jwt.PyJWTError], str, str]] = [
+            # InvalidSignatureError is a DecodeError: the first that matches wins.
             (jwt.InvalidSignatureError, "bad_signature", "the token's signature does not verify"),
+            (jwt.DecodeError, "malformed_token", "the bearer token is not a well-formed JWT"),
             (jwt.ExpiredSignatureError, "token_expired", "the token has expired (exp)"),
-            (jwt.ImmatureSignatureError, "token_not_yet_valid", "the token is not valid yet (nbf)"),
             (jwt.InvalidIssuerError, "wrong_issuer", f"the token's issuer is not '{self.issuer}'"),
             (
                 jwt.InvalidAudienceError,
@@ -115,7 +114,8 @@ class Authenticator:
         for kind, code, message in checks:
             if isinstance(error, kind):
                 return AuthError(code, message)
-        return AuthError("invalid_token", f"the token is invalid: {error}")
+        # What is left is about the token's header (crit, kid...): say so, echo nothing.
+        return AuthError("invalid_token", "the token is not valid: its header is not acceptable")
 
 
 def _bearer_token(authorization: str | None) -> str:
@@ -221,8 +221,13 @@ class AuthMiddleware:
         if scope["type"] != "http" or not _under(scope["path"], self.prefix):
             await self.app(scope, receive, send)
             return
-        authorization = dict(scope["headers"]).get(b"authorization")
+        authorizations = [value for name, value in scope["headers"] if name == b"authorization"]
+        authorization = authorizations[0] if authorizations else None
         try:
+            if len(authorizations) > 1:  # which one a proxy checked is anyone's guess
+                raise AuthError(
+                    "malformed_authorization", "the request carries more than one Authorization"
+                )
             if authorization is None and (stream_token := self._stream_token(scope)):
                 subject = stream_token
             else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentflow.errors import AgentflowError
-from agentflow.graph.errors import GraphError, NodeError
+from agentflow.graph.errors import NodeError
 
 logger = logging.getLogger("agentflow.runtime")
 
@@ -56,7 +56,7 @@ def describe(error: BaseException, *, production: bool) -> ErrorInfo:
     """The API error for an exception. Unknown exceptions are 500s that name nothing internal."""
     status, code = (error.status, error.code) if isinstance(error, AgentflowError) else (500, "")
     if code in ("", "internal_error"):
-        return ErrorInfo(500, code, "the server met an unexpected error; see its log")
+        return ErrorInfo(500, "internal_error", "the server met an unexpected error; see its log")
     if status >= 500 and production:
         where = f" in node '{error.node}'" if isinstance(error, NodeError) else ""
         return ErrorInfo(status, code, f"the graph failed{where}; see the server log")
@@ -64,13 +64,13 @@ def describe(error: BaseException, *, production: bool) -> ErrorInfo:
 
 
 def report(error: BaseException, *, production: bool) -> ErrorInfo:
-    """:func:`describe` the error for a response, and log it: a 500 with its traceback (a bug
-    or a broken dependency of ours; the response never carries one), a 503 as one warning line
-    (a backing service is down: an operational condition, not a bug). Failures of a graph's
-    run are logged by the service with the run's ids, so they are not logged twice here."""
+    """:func:`describe` the error for a response, and log it, once: a 500 with its traceback
+    (the graph failed, or a bug or a broken dependency of ours; the response never carries
+    one), a 503 as one warning line (a backing service is down: an operational condition, not
+    a bug). The log line carries the request's, thread's and run's ids (logs.py)."""
     info = describe(error, production=production)
     if info.status == 503:
         logger.warning("%s: %s", info.code, error)
-    elif info.status >= 500 and not isinstance(error, GraphError):
+    elif info.status >= 500:
         logger.error("%s: %s", info.code, error, exc_info=error)
     return info

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentflow.ids import new_id
-from agentflow.runtime.errors import ErrorInfo
+from agentflow.runtime.errors import ErrorInfo, report
 from agentflow.runtime.logs import request_id_var
 from agentflow.runtime.metrics import Metrics
 from agentflow.runtime.responses import error_response
@@ -66,11 +66,12 @@ class ExchangeMiddleware:
         if self.production:
             extra += self._production_extra(scope["path"], scope.get("scheme"), headers)
         status = 500
+        response_started = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 added = [(name, value) for name, value in extra if name not in present]
                 message["headers"] = [*message.get("headers", []), *added]
@@ -78,6 +79,12 @@ class ExchangeMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception as error:  # noqa: BLE001 - a bug: answered and logged here, once
+            # Not re-raised: Starlette's outermost middleware would log it a second time,
+            # and Uvicorn a third.
+            info = report(error, production=self.production)
+            if not response_started:
+                await error_response(Request(scope), info)(scope, receive, send_with_headers)
         finally:
             request_id_var.reset(token)
             route = getattr(scope.get("route"), "path", "unmatched")

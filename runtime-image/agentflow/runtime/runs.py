@@ -229,6 +229,8 @@ class Runs:
         elif (error := run.task.exception()) is not None:
             status = "error"
             self._publish_failure(publish, run.thread_id, run.run_id, error)
+            if local is not None:  # a stream's failure reaches no handler: log it here
+                _log_failure(run.thread_id, run.run_id, error)
         else:
             result = run.task.result()
             status = result.status
@@ -244,8 +246,6 @@ class Runs:
         self, publish: Publish, thread_id: str, run_id: str, error: BaseException
     ) -> None:
         info = describe(error, production=self.production)
-        if info.status >= 500:
-            logger.error("run %s on thread %s failed: %s", run_id, thread_id, error, exc_info=error)
         publish(StreamChunk("error", thread_id, run_id, data=info.to_dict()))
         publish(StreamChunk("end", thread_id, run_id, data={"status": "error"}))
 
@@ -303,6 +303,13 @@ class Runs:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+
+def _log_failure(thread_id: str, run_id: str, error: BaseException) -> None:
+    """A failed run, logged once: with its traceback when it is a 5xx (a graph or a backing
+    service failed). An invoke's failure is raised to its request and logged there."""
+    if describe(error, production=False).status >= 500:
+        logger.error("run %s on thread %s failed: %s", run_id, thread_id, error, exc_info=error)
 
 
 async def _finish(log: RunLog, lease: ThreadLease, local: IteratorPublisher | None) -> None:
