@@ -122,9 +122,13 @@ async def test_concurrent_writers_of_the_same_step_one_wins(store):
     assert all(isinstance(r, ConcurrentUpdateError) for r in results if r is not None)
 
 
-async def test_state_that_is_not_json_is_refused_clearly(store):
+@pytest.mark.parametrize("value", [object(), "a\x00b", {"k\x00": 1}, "\ud800", 2**70], ids=repr)
+async def test_state_that_not_every_store_can_hold_is_refused_clearly(store, value):
     with pytest.raises(StateNotSerializableError, match="thread 't' cannot be stored as JSON"):
-        await store.put(Checkpoint("t", "r", 0, {"when": object()}))
+        await store.put(Checkpoint("t", "r", 0, {"value": value}))
+    with pytest.raises(StateNotSerializableError):
+        await store.put_writes("t", 0, "node", {"value": value})
+    assert await store.get("t") is None  # nothing half-written
 
 
 async def test_pending_writes_are_kept_until_their_step_is_checkpointed(store):

@@ -187,3 +187,52 @@ def test_a_bug_is_a_bare_500_logged_once(tmp_path):
     assert log.count("RuntimeError: the disk is on fire") == 1, log
     assert log.count("Traceback") == 1
     assert "Exception in ASGI application" not in log
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        (b'{"messages": ["hi"], "initial_state": {"sleep_s": NaN}}', "expected a JSON value"),
+        (b'{"messages": ["\\ud800"]}', "surrogate"),
+        (b'{"messages": ["a\\u0000b"]}', "NUL"),
+        (b'{"messages": ["hi"], "config": {"k\\u0000": 1}}', "NUL"),
+        (b'{"messages": ["\xff"]}', "UTF-8"),
+        (b'{"messages": ["hi"], "initial_state": {"x": ' + b"[" * 1100 + b"]" * 1100 + b"}}", ""),
+    ],
+)
+async def test_what_json_or_postgres_cannot_hold_is_invalid_json(client, body, phrase):
+    response = await client.post(
+        "/v1/graph/invoke", content=body, headers={"content-type": "application/json"}
+    )
+    assert_error(response, 400, "invalid_json", phrase)
+
+
+async def test_a_plain_backslash_u0000_text_is_not_a_nul(client):
+    body = {"messages": ["a literal \\u0000 in text"]}
+    assert (await client.post("/v1/graph/invoke", json=body)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/v1/threads/typed-{}/state", {"state": {"count": "x"}}),
+        ("POST", "/v1/graph/invoke", {"messages": ["hi"], "initial_state": {"count": "x"}}),
+        ("POST", "/v1/graph/invoke", {"messages": ["hi"], "initial_state": {"sleep_s": [1]}}),
+    ],
+)
+async def test_a_value_of_the_wrong_type_for_its_state_key_is_refused(client, method, path, body):
+    response = await client.request(method, path.format(uuid.uuid4().hex), json=body)
+    assert_error(response, 422, "invalid_input", "sets '")
+
+
+@pytest.mark.parametrize("last_event_id", ["²", "1" * 5000, "-1", "1e3"])
+async def test_an_odd_last_event_id_is_a_clear_422(client, last_event_id):
+    response = await client.get(
+        "/v1/threads/t/runs/r/stream", headers={"Last-Event-ID": last_event_id.encode()}
+    )
+    assert_error(response, 422, "invalid_request", "Last-Event-ID")
+
+
+async def test_an_offset_past_any_list_is_refused_before_the_database(client):
+    response = await client.get("/v1/threads", params={"offset": 10**20})
+    assert_error(response, 422, "invalid_request", "offset")

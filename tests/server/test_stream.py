@@ -149,10 +149,19 @@ async def test_a_silent_sse_stream_carries_ping_comments(pinging_server: Server)
         pings = [line for line in raw.splitlines() if line.startswith(":")]
         assert len(pings) >= 2
         assert set(pings) == {": ping"}
-        # Pings fall between events (or after the last one), never inside one.
-        blocks = [b for b in raw.split("\n\n") if b.strip() and not b.startswith(":")]
-        assert all(len(block.splitlines()) == 3 for block in blocks)
-        assert blocks[-1].splitlines()[1] == "event: end"
+        # Pings fall between events (or after the last one), never inside one, and never
+        # end an event of their own: a blank line after a ping is an empty event to some.
+        blocks = [
+            [line for line in block.splitlines() if not line.startswith(":")]
+            for block in raw.split("\n\n")
+        ]
+        events = [block for block in blocks if block]
+        assert all(len(block) == 3 for block in events)
+        assert events[-1][1] == "event: end"
+        assert len(events) == len(blocks) - 1  # only the text after the last event is empty
+        async with aconnect_sse(client, "POST", "/v1/graph/stream", json=body) as source:
+            parsed = [event async for event in source.aiter_sse()]
+        assert all(event.event and event.data for event in parsed)
         headers = {"accept": "application/x-ndjson"}
         async with client.stream(
             "POST", "/v1/graph/stream", json=body, headers=headers

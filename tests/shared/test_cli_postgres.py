@@ -1,13 +1,19 @@
 """`agentflow api` with the shared checkpointer: several workers, and clear start-up errors."""
 
+import contextlib
+import os
+import signal
 import subprocess
+import threading
 import uuid
+from pathlib import Path
 
 import httpx
 
 from tests.cli.test_api_command import run_agentflow
 from tests.conftest import start_server
 from tests.polling import eventually
+from tests.server.test_observability import sample
 from tests.shared.conftest import shared_env
 
 
@@ -83,3 +89,51 @@ def test_a_checkpointer_compiled_into_the_graph_wins_over_the_environment(tmp_pa
         assert "with InMemoryCheckpointer" in server.log()
     finally:
         server.stop()
+
+
+def workers_of(pid: int) -> set[int]:
+    """Uvicorn's worker processes (not multiprocessing's resource tracker)."""
+    return {
+        child
+        for child in children_of(pid)
+        if "spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+    }
+
+
+def test_runs_in_flight_forget_the_runs_of_a_killed_worker(database_url, redis_url, tmp_path):
+    env = shared_env(database_url, redis_url, f"killed-{uuid.uuid4().hex[:8]}")
+    server = start_server(tmp_path, env, args=("--workers", "2"))
+
+    def in_flight() -> float:
+        return sample(httpx.get(f"{server.url}/metrics").text, "agentflow_runs_in_flight")
+
+    def run() -> None:  # a run that sits in its sync node until its worker is killed
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(
+                f"{server.url}/v1/graph/invoke",
+                json={"messages": ["hi"], "initial_state": {"sleep_s": 30}},
+                timeout=60,
+            )
+
+    requests = [threading.Thread(target=run, daemon=True) for _ in range(4)]
+    try:
+        first = eventually(
+            lambda: len(workers_of(server.process.pid)) == 2 and workers_of(server.process.pid),
+            what="2 workers",
+        )
+        for request in requests:
+            request.start()
+        eventually(lambda: in_flight() == 4, what="4 runs in flight")
+        for pid in first:
+            os.kill(pid, signal.SIGKILL)
+        # Uvicorn starts two new workers; the dead ones' runs no longer count.
+        eventually(
+            lambda: len(workers_of(server.process.pid) - first) == 2,
+            within_s=60,
+            what="2 new workers",
+        )
+        eventually(lambda: in_flight() == 0, what="no run in flight")
+    finally:
+        server.stop()
+        for request in requests:
+            request.join(10)

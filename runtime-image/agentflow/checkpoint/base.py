@@ -11,6 +11,7 @@ their :class:`Serializer` (JSON by default).
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -93,7 +94,7 @@ class JsonSerializer:
 
     def dumps(self, checkpoint: Checkpoint) -> bytes:
         try:  # orjson reads dataclasses directly: no copy of the state on the way
-            return orjson.dumps(checkpoint)
+            return _storable(orjson.dumps(checkpoint), checkpoint.thread_id)
         except TypeError as error:
             raise _not_serializable(checkpoint.thread_id, error) from error
 
@@ -102,7 +103,7 @@ class JsonSerializer:
 
     def dumps_update(self, thread_id: str, update: dict[str, Any]) -> bytes:
         try:
-            return orjson.dumps(update)
+            return _storable(orjson.dumps(update), thread_id)
         except TypeError as error:
             raise _not_serializable(thread_id, error) from error
 
@@ -111,7 +112,18 @@ class JsonSerializer:
         return update
 
 
-def _not_serializable(thread_id: str, error: Exception) -> StateNotSerializableError:
+# A NUL character, as JSON writes it: an escape whose backslash is not itself escaped.
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _storable(raw: bytes, thread_id: str) -> bytes:
+    """JSON every store keeps: Postgres refuses NUL in text, so every store refuses it."""
+    if b"\\u0000" in raw and _NUL.search(raw):
+        raise _not_serializable(thread_id, "strings may not contain NUL (\\u0000)")
+    return raw
+
+
+def _not_serializable(thread_id: str, error: Exception | str) -> StateNotSerializableError:
     return StateNotSerializableError(
         f"the state of thread '{thread_id}' cannot be stored as JSON: {error}"
     )

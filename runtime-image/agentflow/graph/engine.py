@@ -151,6 +151,7 @@ class CompiledGraph:
                 f"the state keys are: {', '.join(self.schema.keys)}"
             )
         checked = self.normalize_update("the state update", values)
+        self.schema.check_types(checked, "the state update")
         assert self.checkpointer is not None, "update_state needs a checkpointer"
         latest = await self.checkpointer.get(thread_id)
         if latest is None:
@@ -385,6 +386,7 @@ class Run:
             )
         if input:
             checked = self.graph.normalize_update("the run's input", input)
+            self.schema.check_types(checked, "the run's input")
             values = self.schema.apply(values, checked, "the run's input")
             # The caller's messages are part of the run's messages, as agentflow answers them.
             self.new_messages = [m for m in checked.get("messages", ()) if not is_removal(m)]

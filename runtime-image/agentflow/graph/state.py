@@ -89,6 +89,39 @@ class StateSchema:
             schema["required"] = required
         return schema
 
+    @functools.cached_property
+    def _checkers(self) -> dict[str, pydantic.TypeAdapter[Any]]:
+        """A validator of each key's declared type (messages and untyped keys have none)."""
+        if self.model is not None:
+            hints = {name: field.annotation for name, field in self.model.model_fields.items()}
+        else:
+            hints = typing.get_type_hints(self.state_type)
+        checkers: dict[str, pydantic.TypeAdapter[Any]] = {}
+        for key, hint in hints.items():
+            if key == "messages" or hint in (Any, object, None):
+                continue
+            try:
+                checkers[key] = pydantic.TypeAdapter(hint)
+            except pydantic.PydanticUserError:  # a type pydantic cannot check: trusted
+                continue
+        return checkers
+
+    def check_types(self, update: Mapping[str, Any], writer: str) -> None:
+        """Refuse a value of another type than its key declares. For what clients write (a
+        run's input, a state update): stored as it is, it would fail every later run."""
+        for key, value in update.items():
+            checker = self._checkers.get(key)
+            if checker is None:
+                continue
+            try:
+                checker.validate_python(value, strict=True)
+            except pydantic.ValidationError as error:
+                problem = error.errors()[0]
+                where = "".join(f"[{part!r}]" for part in problem["loc"])
+                raise InvalidUpdateError(
+                    f"{writer} sets '{key}'{where} to {problem['input']!r}: {problem['msg']}"
+                ) from None
+
     def initial_values(self) -> dict[str, Any]:
         """Values of a brand-new thread: pydantic defaults, or nothing but empty messages."""
         values: dict[str, Any] = {"messages": []}

@@ -8,6 +8,7 @@ figures are summed at scrape time, so one scrape of the pod sees all of its work
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from agentflow.checkpoint.base import Checkpoint, Checkpointer, ThreadInfo
 from agentflow.leases import Holder, ThreadLease, ThreadLeases
@@ -113,9 +114,27 @@ class Metrics:
     def render(self) -> bytes:
         if not self.multiprocess:
             return generate_latest(self.registry)
+        _forget_dead_workers(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
+
+
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db")
+
+
+def _forget_dead_workers(directory: str) -> None:
+    """Drop the live gauges of worker processes that died (Uvicorn restarts a killed worker
+    under a new pid, and nothing else tells prometheus-client): a killed worker's runs in
+    flight would otherwise count forever."""
+    pids = {int(m[1]) for name in os.listdir(directory) if (m := _LIVE_GAUGE_FILE.fullmatch(name))}
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, another user's: not ours to judge
+            continue
 
 
 class MeteredCheckpointer(Checkpointer):

@@ -24,8 +24,10 @@ from agentflow.graph.types import StreamChunk
 
 SSE_MEDIA_TYPE = "text/event-stream"
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
-SSE_PING = b": ping\n\n"
-"""An SSE comment: clients ignore it, proxies with idle timeouts see traffic."""
+SSE_PING = b": ping\n"
+"""An SSE comment line: clients ignore it, proxies with idle timeouts see traffic. Without a
+blank line after it: a blank line ends an event, and some clients (httpx-sse 0.4) then report
+an empty event carrying the previous event's id."""
 
 
 def encode_sse(chunk: StreamChunk, index: int) -> bytes:
@@ -65,7 +67,7 @@ class StreamResponse(StreamingResponse):
         ping: tuple[bytes, float] | None = None,
     ) -> None:
         # X-Accel-Buffering: nginx must not buffer the stream.
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         super().__init__(body, media_type=media_type, headers=headers)
         self.chunks = body  # the generator itself: closed at once when the client leaves
         self.ping = ping

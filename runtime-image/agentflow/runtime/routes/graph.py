@@ -13,6 +13,7 @@ from agentflow.graph import MISSING, RunResult, StreamChunk
 from agentflow.ids import secret_id
 from agentflow.runtime.auth import subject_of
 from agentflow.runtime.errors import InvalidRequestError
+from agentflow.runtime.json_body import StrictJSONRoute
 from agentflow.runtime.responses import JSONResponse, ok
 from agentflow.runtime.routes import runs_of
 from agentflow.runtime.runs import RunOptions
@@ -29,7 +30,9 @@ from agentflow.runtime.schemas import (
 )
 from agentflow.runtime.streaming import StreamResponse, stream_response
 
-router = APIRouter(prefix="/v1/graph", tags=["graph"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/graph", tags=["graph"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+)
 
 
 @router.post("/invoke", response_model=Envelope[InvokeResult])

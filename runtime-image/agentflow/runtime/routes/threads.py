@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -11,6 +12,7 @@ from agentflow.graph import message_text
 from agentflow.runtime.auth import StreamTokens, subject_of
 from agentflow.runtime.broker import NothingAfterTheEnd
 from agentflow.runtime.errors import InvalidRequestError, MessageNotFoundError
+from agentflow.runtime.json_body import StrictJSONRoute
 from agentflow.runtime.responses import JSONResponse, ok
 from agentflow.runtime.routes import runs_of, threads_of
 from agentflow.runtime.schemas import (
@@ -34,11 +36,15 @@ from agentflow.runtime.schemas import (
 )
 from agentflow.runtime.streaming import StreamResponse, stream_response
 
-router = APIRouter(prefix="/v1/threads", tags=["threads"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/threads", tags=["threads"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute
+)
 
 ThreadIdPath = Annotated[ThreadId, Path(description="The thread's id.")]
 RunIdPath = Annotated[RunId, Path(description="The run's id, from its events or meta.")]
 MessageIdPath = Annotated[str, Path(max_length=128, description="The message's message_id.")]
+# An event's position: ASCII digits (str.isdigit also takes '²'), within 64 bits.
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
 # Offsets past any real list, refused before they reach the database's integer types.
 MAX_OFFSET = 1_000_000
 
@@ -165,7 +171,7 @@ async def join_run_stream(
     the stream-token route), since ``EventSource`` cannot send ``Authorization``."""
     after = -1
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        if not _EVENT_ID.fullmatch(last_event_id.strip()):
             raise InvalidRequestError("Last-Event-ID must be the number of an event of this run")
         after = int(last_event_id)
     try:
