@@ -132,7 +132,7 @@ class PgDatabase:
             await self.close()
             raise CheckpointerError(
                 f"cannot set up the Postgres checkpointer at {redact_dsn(self.dsn)}: "
-                f"{type(error).__name__}: {error}"
+                f"{self._describe(error)}"
             ) from None
         self._liveness_task = asyncio.create_task(self._hold_liveness_lock())
         await asyncio.wait_for(self._liveness_held.wait(), self.timeout_s)
@@ -202,8 +202,14 @@ class PgDatabase:
                 return await operation(conn)
         except _CONNECTION_ERRORS as error:
             raise CheckpointerError(
-                f"the Postgres checkpointer is unavailable: {type(error).__name__}: {error}"
+                f"the Postgres checkpointer is unavailable: {self._describe(error)}"
             ) from error
+
+    def _describe(self, error: BaseException) -> str:
+        """The driver's error, without this DSN's password should the driver have quoted it."""
+        text = f"{type(error).__name__}: {error}"
+        password = urlsplit(self.dsn).password
+        return text.replace(password, "***") if password else text
 
     async def ping(self) -> None:
         await self.run(lambda conn: conn.fetchval("SELECT 1"))

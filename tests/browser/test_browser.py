@@ -148,6 +148,9 @@ def test_a_page_on_another_origin_invokes_streams_and_joins_with_eventsource(
     assert results["noToken"]["status"] == 401
     assert results["noToken"]["wwwAuthenticate"].startswith("Bearer")  # exposed to scripts
     assert results["wrongRun"] == 401
+    log = secured.log()
+    assert "stream_token=***" in log  # the access log shows the query's token as ***
+    assert results["streamToken"] not in log
 
     failed = results["failedJoin"]
     assert [e["event"] for e in failed["events"]] == ["error", "end"]

@@ -48,3 +48,26 @@ def test_secret_values_are_never_repeated_in_settings_errors():
     )
     assert result.returncode != 0
     assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("DATABASE_URL", "postgresql:/postgres:PW-s3cret@host:5460/db", "starting with"),
+        ("DATABASE_URL", "host=127.0.0.1 password=PW-s3cret dbname=x", "starting with"),
+        ("DATABASE_URL", "postgres//bad:PW-s3cret@@host", "starting with"),
+        ("DATABASE_URL", "postgresql://u:PW-s3cret@@127.0.0.1:1/db", "more than one '@'"),
+        ("DATABASE_URL", "postgresql://u:PW-s3cret@127.0.0.1:port/db", "port"),
+        ("REDIS_URL", "redis://:PW-s3cret@h:port/0", "port"),
+        ("REDIS_URL", "http://:PW-s3cret@h/0", "starting with redis://"),
+    ],
+)
+def test_a_malformed_connection_url_is_one_line_without_its_password(variable, value, problem):
+    env = {**GRAPH, "CHECKPOINTER": "postgres", "DATABASE_URL": "postgresql://u@h/db"}
+    result = run_agentflow("api", env={**env, variable: value})
+    assert result.returncode != 0
+    lines = [text for text in result.stderr.splitlines() if text.strip()]
+    assert len(lines) == 1, result.stderr
+    assert f"{variable} is invalid" in lines[0]
+    assert problem in lines[0]
+    assert "PW-s3cret" not in result.stderr

@@ -5,6 +5,7 @@ process logs the same way."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -24,6 +25,25 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _CONTEXT.items():
             setattr(record, name, var.get())
+        return True
+
+
+# Query parameters that carry credentials: a stream token, or a token a client put there.
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:stream_token|token|access_token|id_token|jwt|api_key|key|password)=)[^&\s]*"
+)
+
+
+class SecretQueryFilter(logging.Filter):
+    """Access log lines show a query's credentials as ``***``: a token in a URL must not
+    outlive its request in the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_QUERY.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
         return True
 
 
@@ -70,7 +90,7 @@ def log_config(level: str, json_lines: bool) -> dict[str, Any]:
     handler = {
         "class": "logging.StreamHandler",
         "formatter": "default",
-        "filters": ["context"],
+        "filters": ["context", "secret_query"],
         "stream": "ext://sys.stderr",
     }
     loggers: dict[str, Any] = {
@@ -83,7 +103,10 @@ def log_config(level: str, json_lines: bool) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": ContextFilter}},
+        "filters": {
+            "context": {"()": ContextFilter},
+            "secret_query": {"()": SecretQueryFilter},
+        },
         "formatters": {"default": formatter},
         "handlers": {"default": handler},
         "loggers": loggers,

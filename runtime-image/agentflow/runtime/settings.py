@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -214,6 +215,16 @@ class Settings(BaseSettings):
             raise ValueError("AGENTFLOW_PG_POOL_MIN must not exceed AGENTFLOW_PG_POOL_MAX")
         return self
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_url(value, ("postgres", "postgresql"))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_url(value, ("redis", "rediss", "unix"))
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -261,12 +272,31 @@ def load_settings() -> Settings:
             if not item["loc"]:  # a rule spanning several variables names them itself
                 problems.append(str(item["msg"]).removeprefix("Value error, "))
                 continue
-            field = str(item["loc"][0])
-            name = ENV_NAMES.get(field, field.upper())
-            shown = "" if field in _SECRETS else f"={item.get('input')!r}"
+            field = str(item["loc"][0])  # the variable's name (or the setting's)
+            name = ENV_NAMES.get(field, field)
+            secret = name in {ENV_NAMES[setting] for setting in _SECRETS}
+            shown = "" if secret else f"={item.get('input')!r}"
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}{shown} is invalid: {message}")
         raise SettingsError("; ".join(problems)) from None
+
+
+def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
+    """A connection URL whose shape the drivers accept, or a ValueError that never repeats it
+    (it holds a password): the drivers' own errors would print it."""
+    example = f"{schemes[0]}://user:password@host:port/..."
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not value.startswith(f"{parts.scheme}://"):
+        raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    if parts.scheme != "unix" and not parts.hostname and "host=" not in parts.query:
+        raise ValueError(f"names no host: the form is {example}")
+    if parts.netloc.count("@") > 1:
+        raise ValueError("has more than one '@': percent-encode one in the password (%40)")
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    return value
 
 
 # Values never repeated in messages: they may carry passwords.
