@@ -495,9 +495,17 @@ async def test_pydantic_state_nodes_receive_a_model():
 
 
 async def test_state_that_breaks_the_pydantic_model_is_reported():
+    builder = StateGraph(Pydantic).add_node("writer", lambda s: {"topic": 5})
+    builder.add_node("node", lambda s: None)
+    builder.add_edge(START, "writer").add_edge("writer", "node")
+    with pytest.raises(InvalidUpdateError, match="does not match Pydantic before node 'node'"):
+        await builder.compile().ainvoke({"topic": "tea"})
+
+
+async def test_input_of_the_wrong_type_is_refused_before_any_node_runs():
     builder = StateGraph(Pydantic).add_node("node", lambda s: None)
     builder.add_edge(START, "node")
-    with pytest.raises(InvalidUpdateError, match="does not match Pydantic before node 'node'"):
+    with pytest.raises(InvalidUpdateError, match="the run's input sets 'topic' to 5"):
         await builder.compile().ainvoke({"topic": 5})
 
 

@@ -6,10 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 START = "__start__"
 END = "__end__"
 
-EventType = Literal["message", "state", "updates", "custom", "interrupt", "error", "end"]
+EventType = Literal["message", "state", "updates", "custom", "interrupt", "error", "end", "gap"]
 
 
 @dataclass(slots=True)
@@ -28,6 +30,20 @@ class StreamChunk:
     data: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    @staticmethod
+    def gap(thread_id: str, run_id: str, missed: int) -> StreamChunk:
+        """Stands for ``missed`` chunks that were dropped (a bounded buffer or log was full):
+        the reader knows it did not see everything, and how much it did not see."""
+        return StreamChunk("gap", thread_id, run_id, data={"missed": missed})
+
+    def json(self) -> bytes:
+        """The chunk as JSON, made once: the stream it goes to and the logs it is kept in
+        share it. A chunk is not changed once published."""
+        if self._json is None:
+            self._json = orjson.dumps(self.to_dict())
+        return self._json
 
     def to_dict(self) -> dict[str, Any]:
         return {

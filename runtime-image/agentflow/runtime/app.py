@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker,
             production=settings.is_production,
             enqueue_timeout_s=settings.enqueue_timeout_s,
+            stream_buffer=settings.stream_max_events,
             metrics=metrics,
         )
         await runs.start()

@@ -66,4 +66,8 @@ def build_broker(settings: Settings, graph_id: str, checkpointer: Checkpointer) 
             "REDIS_URL is not set: threads are shared, but joining a run's stream and stopping "
             "a run work only on the worker executing it"
         )
-    return LocalRunBroker(retain_s=settings.stream_retain_s)
+    return LocalRunBroker(
+        retain_s=settings.stream_retain_s,
+        max_events=settings.stream_max_events,
+        max_bytes=settings.stream_max_bytes,
+    )

@@ -16,10 +16,13 @@ drops the log (joining degrades), and the run goes on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
+
+import orjson
 
 from agentflow.errors import AgentflowError
 from agentflow.graph.types import StreamChunk
@@ -96,15 +99,38 @@ class RunBroker(ABC):
 
 
 class _LocalLog(RunLog):
-    def __init__(self, thread_id: str, owner: str | None) -> None:
+    """A run's chunks, kept serialised: what is bounded is their size, and a node that changes
+    an object after emitting it cannot rewrite what joiners read. Beyond ``max_events`` or
+    ``max_bytes`` the oldest are dropped (never the last one, which may be the ``end``)."""
+
+    def __init__(
+        self, thread_id: str, run_id: str, owner: str | None, max_events: int, max_bytes: int
+    ) -> None:
         self.thread_id = thread_id
+        self.run_id = run_id
         self.owner = owner
-        self.chunks: list[StreamChunk] = []
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.entries: deque[bytes] = deque()
+        self.first = 0  # the position of entries[0] in the run
+        self.size = 0
         self.closed_at: float | None = None
         self.changed = asyncio.Event()
 
+    @property
+    def count(self) -> int:
+        """How many chunks the run published."""
+        return self.first + len(self.entries)
+
     def publish(self, chunk: StreamChunk) -> None:
-        self.chunks.append(chunk)
+        raw = chunk.json()
+        self.entries.append(raw)
+        self.size += len(raw)
+        while len(self.entries) > 1 and (
+            len(self.entries) > self.max_events or self.size > self.max_bytes
+        ):
+            self.size -= len(self.entries.popleft())
+            self.first += 1
         self.changed.set()
 
     async def close(self) -> None:
@@ -113,11 +139,20 @@ class _LocalLog(RunLog):
 
 
 class LocalRunBroker(RunBroker):
-    """Logs in this process, kept ``retain_s`` after their run ended (at most ``max_runs``)."""
+    """Logs in this process, kept ``retain_s`` after their run ended (at most ``max_runs``),
+    each bounded to ``max_events`` chunks and ``max_bytes``."""
 
-    def __init__(self, retain_s: float = 600, max_runs: int = 1000) -> None:
+    def __init__(
+        self,
+        retain_s: float = 600,
+        max_runs: int = 1000,
+        max_events: int = 10_000,
+        max_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
         self.retain_s = retain_s
         self.max_runs = max_runs
+        self.max_events = max_events
+        self.max_bytes = max_bytes
         self._logs: OrderedDict[str, _LocalLog] = OrderedDict()
         self._on_stop: StopHandler | None = None
 
@@ -126,7 +161,9 @@ class LocalRunBroker(RunBroker):
 
     async def open_run(self, thread_id: str, run_id: str, owner: str | None) -> RunLog:
         self._forget_old()
-        log = self._logs[run_id] = _LocalLog(thread_id, owner)
+        log = self._logs[run_id] = _LocalLog(
+            thread_id, run_id, owner, self.max_events, self.max_bytes
+        )
         return log
 
     def _forget_old(self) -> None:
@@ -148,7 +185,7 @@ class LocalRunBroker(RunBroker):
         log = self._logs.get(run_id)
         if log is None or log.thread_id != thread_id or log.owner != owner:
             raise no_log(thread_id, run_id)
-        if log.closed_at is not None and after + 1 >= len(log.chunks):
+        if log.closed_at is not None and after + 1 >= log.count:
             raise NothingAfterTheEnd
         return self._read(log, after + 1)
 
@@ -156,8 +193,13 @@ class LocalRunBroker(RunBroker):
     async def _read(log: _LocalLog, position: int) -> AsyncIterator[list[StreamChunk]]:
         while True:
             log.changed.clear()
-            if position < len(log.chunks):
-                batch = log.chunks[position:]
+            if position < log.first:  # dropped before this reader came for them: say so
+                yield [StreamChunk.gap(log.thread_id, log.run_id, log.first - position)]
+                position = log.first
+                continue
+            if position < log.count:
+                kept = itertools.islice(log.entries, position - log.first, None)
+                batch = [StreamChunk(**orjson.loads(raw)) for raw in kept]
                 position += len(batch)
                 yield batch
                 continue

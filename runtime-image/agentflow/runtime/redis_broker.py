@@ -213,7 +213,7 @@ class _RedisLog(RunLog):
         self._count += 1
         if self._dropped:
             return
-        self._pending.append((index, orjson.dumps(chunk.to_dict())))
+        self._pending.append((index, chunk.json()))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_forever())
         self._wake.set()

@@ -87,6 +87,7 @@ class Runs:
         *,
         production: bool = False,
         enqueue_timeout_s: float = 300.0,
+        stream_buffer: int = 10_000,
         metrics: Metrics | None = None,
     ) -> None:
         self.graph = graph
@@ -95,6 +96,7 @@ class Runs:
         self.broker = broker
         self.production = production
         self.enqueue_timeout_s = enqueue_timeout_s
+        self.stream_buffer = stream_buffer  # chunks a stream's slow client may fall behind
         self.metrics = metrics
         self.shutting_down = False
         self._running: dict[str, _LocalRun] = {}
@@ -142,7 +144,7 @@ class Runs:
         Problems with the request itself (busy thread, bad resume, bad input) raise here,
         before any event, so they can still become 4xx answers.
         """
-        local = IteratorPublisher()
+        local = IteratorPublisher(max_pending=self.stream_buffer)
         run = await self._launch(options, run_id, local)
         return self._relay(run, local, cancel_on_disconnect)
 

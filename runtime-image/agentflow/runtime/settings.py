@@ -172,6 +172,20 @@ class Settings(BaseSettings):
         validation_alias="AGENTFLOW_STREAM_RETAIN_S",
         description="How long a finished run's events can still be joined.",
     )
+    stream_max_events: int = Field(
+        10_000,
+        ge=10,
+        validation_alias="AGENTFLOW_STREAM_MAX_EVENTS",
+        description="Events of one run kept in memory for joiners (without Redis), and "
+        "buffered for a stream's client that reads slower than the run writes; the oldest "
+        "beyond are dropped, and a 'gap' event says how many.",
+    )
+    stream_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        validation_alias="AGENTFLOW_STREAM_MAX_BYTES",
+        description="Bytes of one run's events kept in memory for joiners (without Redis).",
+    )
 
     @field_validator("origins", mode="before")
     @classmethod

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -30,17 +29,18 @@ blank line after it: a blank line ends an event, and some clients (httpx-sse 0.4
 an empty event carrying the previous event's id."""
 
 
-def encode_sse(chunk: StreamChunk, index: int) -> bytes:
+def encode_sse(chunk: StreamChunk, index: int | None) -> bytes:
     """One Server-Sent Event: ``id: <index>``, ``event: <type>``, ``data: <StreamChunk JSON>``,
     blank line. The id is the chunk's position in the run, so a client that lost the stream can
-    join it again after the last id it saw. JSON never contains a raw newline, so one
-    ``data:`` line always suffices."""
+    join it again after the last id it saw; a ``gap`` stands for no position and has none.
+    JSON never contains a raw newline, so one ``data:`` line always suffices."""
     return b"".join(
         (
-            b"id: %d\nevent: " % index,
+            b"" if index is None else b"id: %d\n" % index,
+            b"event: ",
             chunk.event.encode(),
             b"\ndata: ",
-            orjson.dumps(chunk.to_dict()),
+            chunk.json(),
             b"\n\n",
         )
     )
@@ -48,7 +48,7 @@ def encode_sse(chunk: StreamChunk, index: int) -> bytes:
 
 def encode_ndjson(chunk: StreamChunk) -> bytes:
     """One StreamChunk JSON object per line, agentflow's streaming format."""
-    return orjson.dumps(chunk.to_dict()) + b"\n"
+    return chunk.json() + b"\n"
 
 
 class StreamResponse(StreamingResponse):
@@ -161,8 +161,15 @@ def stream_response(
         index = first_index
         async for batch in batches:
             count(batch)
-            yield b"".join(encode_sse(chunk, index + offset) for offset, chunk in enumerate(batch))
-            index += len(batch)
+            parts = []
+            for chunk in batch:
+                if chunk.event == "gap":  # the missed chunks' positions are skipped
+                    parts.append(encode_sse(chunk, None))
+                    index += chunk.data["missed"]
+                else:
+                    parts.append(encode_sse(chunk, index))
+                    index += 1
+            yield b"".join(parts)
 
     return StreamResponse(
         events(), SSE_MEDIA_TYPE, ping=(SSE_PING, request.app.state.settings.sse_ping_s)
