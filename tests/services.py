@@ -11,6 +11,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -122,7 +123,25 @@ class OwnPostgres:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-m", "fast", "-w", "stop")
 
+    def _processes(self) -> list[int]:
+        postmaster = int((self.data_dir / "data" / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> None:
+        """Stall the server (SIGSTOP to all its processes): connections hang, nothing fails."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
     def remove(self) -> None:
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            self.thaw()
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -198,8 +198,17 @@ class PgDatabase:
         """Run one operation on a pooled connection, as a CheckpointerError if Postgres is
         unreachable (down, restarting, or too slow to answer within the timeout)."""
         try:
-            async with self._connection() as conn:
-                return await operation(conn)
+            # One budget for the whole operation (waiting for a connection included), so a
+            # request waits AGENTFLOW_PG_TIMEOUT_S at most, not that once per stage.
+            async with asyncio.timeout(self.timeout_s), self._connection() as conn:
+                try:
+                    return await operation(conn)
+                except (asyncio.CancelledError, TimeoutError):
+                    # Cut off mid-statement (the timeout, or the request went away): close
+                    # the connection at once, as a stalled server would make handing it back
+                    # (cancelling its statement first) wait as long again.
+                    conn.terminate()
+                    raise
         except _CONNECTION_ERRORS as error:
             raise CheckpointerError(
                 f"the Postgres checkpointer is unavailable: {self._describe(error)}"
@@ -207,12 +216,18 @@ class PgDatabase:
 
     def _describe(self, error: BaseException) -> str:
         """The driver's error, without this DSN's password should the driver have quoted it."""
+        if isinstance(error, TimeoutError):
+            return f"no answer within {self.timeout_s:g} s (AGENTFLOW_PG_TIMEOUT_S)"
         text = f"{type(error).__name__}: {error}"
         password = urlsplit(self.dsn).password
         return text.replace(password, "***") if password else text
 
     async def ping(self) -> None:
         await self.run(lambda conn: conn.fetchval("SELECT 1"))
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
 
 
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:

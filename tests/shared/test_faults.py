@@ -3,6 +3,7 @@
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -113,5 +114,36 @@ def test_without_redis_runs_keep_working_and_joining_says_why(database_url, own_
                 return client.get(path).status_code == 200
 
             eventually(joinable, within_s=RECOVERY_BOUND_S, what="a joinable run", every_s=0.5)
+    finally:
+        server.stop()
+
+
+def test_a_postgres_stall_leaves_no_thread_busy_once_it_is_over(own_postgres, redis_url, tmp_path):
+    """Postgres frozen (SIGSTOP) while six requests take their threads: each answers 503
+    within AGENTFLOW_PG_TIMEOUT_S, and once Postgres is back no thread stays busy, although a
+    lease would last 300 s: a request that gave up gives back what Postgres took for it."""
+    env = shared_env(own_postgres.url, redis_url, f"stall-{uuid.uuid4().hex[:8]}")
+    settings = {"AGENTFLOW_PG_TIMEOUT_S": "2", "AGENTFLOW_RUN_LEASE_S": "300"}
+    server = start_server(tmp_path, {**env, **settings})
+    threads = [f"stalled-{index}" for index in range(6)]
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for thread in threads:
+                assert invoke(client, thread).status_code == 200
+            own_postgres.freeze()
+            try:
+                with ThreadPoolExecutor(len(threads)) as pool:
+                    stalled = list(pool.map(lambda t: invoke(client, t), threads))
+            finally:
+                own_postgres.thaw()
+            assert {response.status_code for response in stalled} == {503}
+            assert {r.json()["error"]["code"] for r in stalled} == {"checkpointer_unavailable"}
+            for thread in threads:
+                eventually(
+                    lambda thread=thread: invoke(client, thread).status_code == 200,
+                    within_s=RECOVERY_BOUND_S,
+                    what=f"thread {thread} free again",
+                    every_s=0.2,
+                )
     finally:
         server.stop()

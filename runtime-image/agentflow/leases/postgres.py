@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from agentflow.checkpoint.base import CheckpointerError
 from agentflow.leases.base import Holder, ThreadLease, ThreadLeases, ThreadLockedError
 from agentflow.postgres import PgDatabase
 
 logger = logging.getLogger("agentflow.leases")
+
+GIVE_BACK_AGAIN_S = 1.0
 
 # True when the process owning ``worker_key`` still holds its liveness lock.
 _WORKER_ALIVE = """
@@ -48,18 +51,25 @@ class PgLeases(ThreadLeases):
         self.database = database
         self.graph_id = graph_id
         self.lease_s = lease_s
+        self._giving_back: set[asyncio.Task[None]] = set()
 
     async def acquire(self, thread_id: str, holder: Holder) -> ThreadLease:
-        taken = await self.database.run(
-            lambda conn: conn.fetchval(
-                _LOCK,
-                self.graph_id,
-                thread_id,
-                str(holder),
-                self.database.worker_key,
-                self.lease_s,
+        try:
+            taken = await self.database.run(
+                lambda conn: conn.fetchval(
+                    _LOCK,
+                    self.graph_id,
+                    thread_id,
+                    str(holder),
+                    self.database.worker_key,
+                    self.lease_s,
+                )
             )
-        )
+        except CheckpointerError:
+            # Postgres may still take the lease (a stalled server runs the statement once it
+            # wakes up), for a request that has given up: give it back when it can.
+            self.give_back_later(thread_id, holder)
+            raise
         if taken is None:
             raise ThreadLockedError(thread_id, await self.holder(thread_id))
         return _PgLease(self, thread_id, holder)
@@ -84,16 +94,39 @@ class PgLeases(ThreadLeases):
         )
         return renewed is not None
 
-    async def give_back(self, lease: ThreadLease) -> None:
+    async def give_back(self, thread_id: str, holder: Holder) -> None:
         await self.database.run(
             lambda conn: conn.execute(
                 "DELETE FROM agentflow_thread_locks"
                 " WHERE graph_id = $1 AND thread_id = $2 AND holder = $3",
                 self.graph_id,
-                lease.thread_id,
-                str(lease.holder),
+                thread_id,
+                str(holder),
             )
         )
+
+    def give_back_later(self, thread_id: str, holder: Holder) -> None:
+        """Give the thread back as soon as Postgres answers, in the background: a lease that
+        could not be given back (or that a request gave up taking) must not keep the thread
+        busy until it runs out. Holders are unique, so this never frees someone else's."""
+        task = asyncio.create_task(self._give_back_when_possible(thread_id, holder))
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
+
+    async def _give_back_when_possible(self, thread_id: str, holder: Holder) -> None:
+        deadline = time.monotonic() + self.lease_s  # by then the lease has run out anyway
+        delay = 0.05
+        while self.database.is_open and time.monotonic() < deadline:
+            try:
+                await self.give_back(thread_id, holder)
+                # Once more, a moment later: a statement a stalled server had received
+                # before it stalled may take the lease only now.
+                await asyncio.sleep(GIVE_BACK_AGAIN_S)
+                await self.give_back(thread_id, holder)
+                return
+            except CheckpointerError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
 
 class _PgLease(ThreadLease):
@@ -119,6 +152,7 @@ class _PgLease(ThreadLease):
             return
         self._renewer.cancel()
         try:
-            await self._leases.give_back(self)
-        except CheckpointerError as error:  # it runs out by itself
-            logger.warning("could not release thread %s: %s", self.thread_id, error)
+            await self._leases.give_back(self.thread_id, self.holder)
+        except CheckpointerError as error:
+            logger.warning("could not release thread %s yet: %s", self.thread_id, error)
+            self._leases.give_back_later(self.thread_id, self.holder)
