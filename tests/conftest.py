@@ -52,14 +52,20 @@ def agentflow_command(*args: str) -> list[str]:
 
 
 def start_server(
-    log_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (), cwd: Path = ROOT
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    cwd: Path = ROOT,
+    descriptors: int | None = None,
 ) -> Server:
-    """Start ``agentflow api`` on a free loopback port and wait until /healthz answers."""
+    """Start ``agentflow api`` on a free loopback port and wait until /healthz answers; with
+    ``descriptors``, under that limit of open files (soft and hard), as a container may be."""
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
+    limit = [] if descriptors is None else ["prlimit", f"--nofile={descriptors}", "--"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            agentflow_command("api", "--host", "127.0.0.1", "--port", str(port), *args),
+            [*limit, *agentflow_command("api", "--host", "127.0.0.1", "--port", str(port), *args)],
             env={**os.environ, **(env or {})},
             cwd=cwd,
             stdout=log,

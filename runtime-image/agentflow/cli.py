@@ -60,6 +60,7 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
     from agentflow.runtime.backends import build_checkpointer, graph_id_of
     from agentflow.runtime.loader import GraphLoadError, find_graph_ref, import_target
     from agentflow.runtime.logs import log_config
+    from agentflow.runtime.protocol import GuardedHttpProtocol
     from agentflow.runtime.settings import SettingsError, load_settings
     from agentflow.runtime.shutdown import SHUTDOWN_MARGIN_S
 
@@ -105,6 +106,7 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
         factory=workers > 1,
         log_config=log_config(settings.log_level, json_lines=settings.is_production),
         server_header=False,
+        http=GuardedHttpProtocol,  # head deadlines and a connection cap (protocol.py)
         # Open streams get the grace period (then their runs are stopped) and a margin.
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + SHUTDOWN_MARGIN_S,
     )

@@ -105,6 +105,21 @@ class Settings(BaseSettings):
         validation_alias="AGENTFLOW_MAX_HEADER_BYTES",
         description="Largest total size of a request's headers; larger gets 431.",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        validation_alias="AGENTFLOW_HEADER_TIMEOUT_S",
+        description="How long a connection may take to send a request's head (line and "
+        "headers); a half-sent one then gets 408 and is closed, an idle one is closed.",
+    )
+    max_connections: int = Field(
+        4096,
+        gt=0,
+        validation_alias="AGENTFLOW_MAX_CONNECTIONS",
+        description="Open connections per worker process; past it a new connection displaces "
+        "the one waiting longest for a request (never one being answered or streaming).",
+    )
     shutdown_grace_s: float = Field(
         30.0,
         ge=0,
