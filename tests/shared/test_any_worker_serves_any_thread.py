@@ -178,3 +178,49 @@ async def test_a_worker_killed_mid_run_leaves_the_last_checkpoint_to_the_other(
     assert resumed.status_code == 200, resumed.text  # no wait for a lease: the killer is gone
     assert time.monotonic() - started < 30
     assert resumed.json()["data"]["state"]["count"] == 2
+
+
+async def test_a_joiner_of_a_run_whose_worker_died_is_told_so(workers, env, tmp_path):
+    """Within WORKER_TTL_S (10 s) of the kill, not when the log expires (600 s): the joiner
+    gets an error naming what happened and an end, neither with an id of its own, so the
+    client's last event id stays that of the last event of the run it saw."""
+    victim: Server = start_server(tmp_path, env)
+    thread = new_thread()
+    body = {"initial_state": {"events": 1000, "async_sleep_s": 0.05}}
+    running = asyncio.ensure_future(invoke(victim.url, thread, **body))
+
+    async def run_id_once_checkpointed() -> str | None:
+        data = await state_of(workers[0].url, thread)
+        return None if data["state"] is None else data["run_id"]
+
+    run_id = await eventually_async(run_id_once_checkpointed, what="the run's first checkpoint")
+    joined: list[tuple[str, str, dict]] = []
+
+    async def join() -> None:
+        path = f"/v1/threads/{thread}/runs/{run_id}/stream"
+        async with (
+            httpx.AsyncClient(base_url=workers[1].url, timeout=60) as client,
+            aconnect_sse(client, "GET", path) as source,
+        ):
+            async for event in source.aiter_sse():
+                joined.append((event.id, event.event, json.loads(event.data)))
+
+    joining = asyncio.ensure_future(join())
+
+    async def following_live() -> bool:
+        return sum(event == "custom" for _, event, _ in joined) >= 3
+
+    await eventually_async(following_live, what="the joiner reading live events")
+    os.kill(victim.process.pid, signal.SIGKILL)
+    victim.process.wait()
+    await asyncio.gather(running, return_exceptions=True)
+
+    await asyncio.wait_for(joining, 60)
+    assert [event for _, event, _ in joined[-2:]] == ["error", "end"]
+    assert joined[-3][0] == joined[-2][0] == joined[-1][0] != ""
+    error = joined[-2][2]["data"]
+    assert error["code"] == "run_abandoned"
+    assert error["message"] == (
+        f"the worker running run {run_id} stopped before the run ended; the thread keeps its "
+        "last checkpoint"
+    )

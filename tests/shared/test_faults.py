@@ -147,3 +147,108 @@ def test_a_postgres_stall_leaves_no_thread_busy_once_it_is_over(own_postgres, re
                 )
     finally:
         server.stop()
+
+
+def sse_events(client: httpx.Client, method: str, path: str, **kwargs) -> Iterator[tuple]:
+    """(id, event, data) of each event of a stream, as they come."""
+    with connect_sse(client, method, path, **kwargs) as source:
+        assert source.response.status_code == 200, source.response.read()
+        for event in source.iter_sse():
+            yield event.id, event.event, event.json()
+
+
+LONG_RUN = {"initial_state": {"events": 60, "async_sleep_s": 0.25}}  # 15 s
+
+
+def test_a_redis_restart_mid_run_ends_joiners_clearly_and_the_log_recovers(
+    database_url, own_redis, tmp_path
+):
+    """Redis restarts (losing every key) while a run streams: the run goes on; a joiner
+    reading at the time ends with an error and an end instead of being cut; within BACKOFF_S
+    of Redis returning the run's log is written again, and a client joining after the run
+    is told with a gap what the log lost, then reads the rest to the end, with the ids of the
+    original stream."""
+    env = shared_env(database_url, own_redis.url, f"faults-{uuid.uuid4().hex[:8]}")
+    server = start_server(tmp_path, env)
+    body = {**LONG_RUN, "config": {"thread_id": "restarts"}, "response_granularity": "full"}
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client, ThreadPoolExecutor(2) as pool:
+            streamed: list[tuple] = []
+            streaming = pool.submit(
+                lambda: streamed.extend(sse_events(client, "POST", "/v1/graph/stream", json=body))
+            )
+            eventually(lambda: streamed, within_s=30, what="the run's first event")
+            path = f"/v1/threads/restarts/runs/{streamed[0][2]['run_id']}/stream"
+            joined: list[tuple] = []
+            joining = pool.submit(lambda: joined.extend(sse_events(client, "GET", path)))
+            eventually(lambda: len(joined) > 3, within_s=30, what="the joiner reading")
+
+            own_redis.stop()
+            own_redis.start()
+            joining.result(timeout=60)
+            streaming.result(timeout=60)
+
+            rejoined = list(sse_events(client, "GET", path))
+    finally:
+        server.stop()
+    assert streamed[-1][1] == "end"
+    assert streamed[-1][2]["data"]["status"] == "success"  # the run never needed Redis
+
+    assert [event for _, event, _ in joined[-2:]] == ["error", "end"]
+    assert joined[-2][2]["data"]["code"] == "broker_unavailable"
+    assert joined[-3][0] == joined[-2][0] == joined[-1][0]  # no ids of their own
+
+    gap, *rest = rejoined
+    assert gap[1] == "gap"
+    missed = gap[2]["data"]["missed"]
+    assert missed > 0  # what was written before the restart is gone with Redis
+    original = {event_id: (event, data["data"]) for event_id, event, data in streamed}
+    assert [(event, data["data"]) for _, event, data in rest] == [
+        original[event_id] for event_id, _, _ in rest
+    ]
+    assert [int(event_id) for event_id, _, _ in rest] == list(range(missed, len(streamed)))
+    assert rest[-1][1] == "end"
+    recovered_within = (len(streamed) - len(rest)) * LONG_RUN["initial_state"]["async_sleep_s"]
+    print(f"log written again about {recovered_within:.1f} s after the restart began")
+
+
+def test_joiners_past_the_followers_cap_get_503_and_nothing_else_breaks(
+    database_url, redis_url, tmp_path
+):
+    """Each joiner holds a Redis connection while it waits for events: past
+    AGENTFLOW_REDIS_MAX_FOLLOWERS a new joiner gets 503, and the worker's own run logs (on
+    another pool) are not affected: the run's log is complete."""
+    env = shared_env(database_url, redis_url, f"faults-{uuid.uuid4().hex[:8]}")
+    settings = {"AGENTFLOW_REDIS_MAX_FOLLOWERS": "2", "AGENTFLOW_REDIS_POOL_MAX": "4"}
+    server = start_server(tmp_path, {**env, **settings})
+    body = {**LONG_RUN, "config": {"thread_id": "followed"}, "response_granularity": "full"}
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client, ThreadPoolExecutor(3) as pool:
+            streamed: list[tuple] = []
+            streaming = pool.submit(
+                lambda: streamed.extend(sse_events(client, "POST", "/v1/graph/stream", json=body))
+            )
+            eventually(lambda: streamed, within_s=30, what="the run's first event")
+            path = f"/v1/threads/followed/runs/{streamed[0][2]['run_id']}/stream"
+            joiners = [[], []]
+            joining = [
+                pool.submit(lambda j=j: j.extend(sse_events(client, "GET", path))) for j in joiners
+            ]
+            eventually(lambda: all(joiners), within_s=30, what="two joiners reading")
+
+            refused = client.get(path)
+            assert refused.status_code == 503
+            assert refused.json()["error"] == {
+                "code": "broker_unavailable",
+                "message": "this worker already follows 2 run streams, its limit "
+                "(AGENTFLOW_REDIS_MAX_FOLLOWERS): join again later, or through another replica",
+            }
+            assert client.get("/readyz").json()["status"] == "ready"  # the broker is fine
+            for future in [streaming, *joining]:
+                future.result(timeout=60)
+            complete = list(sse_events(client, "GET", path))  # room again, and nothing lost
+    finally:
+        server.stop()
+    assert [event_id for event_id, _, _ in complete] == [event_id for event_id, _, _ in streamed]
+    assert all(joiner[-1][1] == "end" for joiner in joiners)
+    assert "Redis failed" not in server.log()

@@ -31,12 +31,15 @@ class StreamChunk:
     metadata: dict[str, Any] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
     _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    # Not on the wire: False for chunks that are no event of the run's log (a gap, how a
+    # joined stream broke off), which therefore have no position (no SSE id).
+    positioned: bool = field(default=True, repr=False, compare=False)
 
     @staticmethod
     def gap(thread_id: str, run_id: str, missed: int) -> StreamChunk:
         """Stands for ``missed`` chunks that were dropped (a bounded buffer or log was full):
         the reader knows it did not see everything, and how much it did not see."""
-        return StreamChunk("gap", thread_id, run_id, data={"missed": missed})
+        return StreamChunk("gap", thread_id, run_id, data={"missed": missed}, positioned=False)
 
     def json(self) -> bytes:
         """The chunk as JSON, made once: the stream it goes to and the logs it is kept in

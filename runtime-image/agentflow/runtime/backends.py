@@ -59,6 +59,7 @@ def build_broker(settings: Settings, graph_id: str, checkpointer: Checkpointer) 
             graph_id=graph_id,
             timeout_s=settings.redis_timeout_s,
             max_connections=settings.redis_pool_max,
+            max_followers=settings.redis_max_followers,
             retain_s=settings.stream_retain_s,
         )
     if not isinstance(checkpointer, InMemoryCheckpointer):

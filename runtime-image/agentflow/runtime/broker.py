@@ -56,6 +56,28 @@ class BrokerUnavailableError(AgentflowError):
     status, code = 503, "broker_unavailable"
 
 
+class RunAbandonedError(AgentflowError):
+    """A run's log will never have more events, though the run's end is not among them."""
+
+    status, code = 410, "run_abandoned"
+
+
+def broken_off(thread_id: str, run_id: str, error: AgentflowError) -> list[StreamChunk]:
+    """How a joined stream ends when it cannot go on: an ``error`` naming why and an ``end``.
+    Neither is an event of the run's log, so neither has a position (an SSE id): a client that
+    joins again after the last id it saw misses nothing."""
+    return [
+        StreamChunk(
+            "error",
+            thread_id,
+            run_id,
+            data={"code": error.code, "message": str(error)},
+            positioned=False,
+        ),
+        StreamChunk("end", thread_id, run_id, data={"status": "error"}, positioned=False),
+    ]
+
+
 class RunLog(ABC):
     """The event log of one run, written by the worker executing it."""
 

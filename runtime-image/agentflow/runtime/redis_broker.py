@@ -3,15 +3,23 @@
 Layout, per graph (``{g}`` is the graph id):
 
 * ``agentflow:{g}:thread:{thread_id}:run:{run_id}`` is a Redis stream. Entry ``0-1`` marks
-  the run as started and names its owner (joiners must be the same subject); chunk number
-  ``n`` is entry ``1-n``, so a joiner asking for the chunks
-  after ``n`` reads the entries after ``1-n``. The stream expires ``retain_s`` after the last
-  write, so logs of runs whose worker died disappear too.
+  the run as started and names its owner (joiners must be the same subject) and the worker
+  executing it; chunk number ``n`` is entry ``1-n``, so a joiner asking for the chunks after
+  ``n`` reads the entries after ``1-n``; missing numbers are chunks lost while Redis could
+  not be written (or that Redis lost), which joiners are told of with a ``gap``. The stream
+  expires ``retain_s`` after the last write.
+* ``agentflow:{g}:worker:{worker_id}`` exists while that worker process lives (written every
+  HEARTBEAT_S, expiring after WORKER_TTL_S): a joiner of a run whose worker died learns it
+  within WORKER_TTL_S instead of waiting for the log to expire.
 * ``agentflow:{g}:stop`` is a pub/sub channel of ``{"thread_id", "run_id", "owner"}``
   messages; every worker listens and stops the run if it executes it and the owner matches.
 
-A run never waits for Redis: chunks are buffered and written by a background flush, and
-while Redis is failing the broker stops trying for a few seconds (and the logs lose chunks).
+A run never waits for Redis: chunks are written by a background flush, and while Redis is
+failing the broker leaves it alone for BACKOFF_S (the logs then lose chunks, and joiners are
+told how many). Joiners read on a connection pool of their own, capped by
+``max_followers``: a joiner past the cap gets 503, and nothing else notices. A stream that
+cannot go on (Redis failed, the worker died, the log expired) ends with an ``error`` and an
+``end`` that carry no position, so the client can join again after the last event it saw.
 """
 
 from __future__ import annotations
@@ -25,15 +33,22 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 
+from agentflow.errors import AgentflowError
 from agentflow.graph.types import StreamChunk
+from agentflow.ids import new_id
 from agentflow.runtime.broker import (
     BrokerUnavailableError,
     NothingAfterTheEnd,
+    RunAbandonedError,
     RunBroker,
     RunLog,
     StopHandler,
+    broken_off,
     no_log,
 )
 
@@ -41,8 +56,22 @@ logger = logging.getLogger("agentflow.runtime")
 
 # How long to leave Redis alone after a failure, so runs do not each wait for its timeout.
 BACKOFF_S = 5.0
-# Blocking reads wake up this often to notice a log whose worker died without closing it.
+# Blocking reads wake up this often to notice a log whose worker died or that expired.
 FOLLOW_POLL_MS = 1000
+# How often a worker says it is alive, and how long the word lasts.
+HEARTBEAT_S = 2.0
+WORKER_TTL_S = 10
+
+
+def _pool_options(timeout_s: float) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        # A pooled connection that broke (Redis restarted) is replaced and the command sent
+        # again, once, at once; a Redis that is down fails at once. (redis-py's default, ten
+        # retries with backoff, held requests for seconds and made recovery take 13 s.)
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    }
 
 
 class RedisRunBroker(RunBroker):
@@ -55,31 +84,54 @@ class RedisRunBroker(RunBroker):
         graph_id: str,
         timeout_s: float = 2.0,
         max_connections: int = 50,
+        max_followers: int = 100,
         retain_s: float = 600,
     ) -> None:
         self.graph_id = graph_id
         self.timeout_s = timeout_s
         self.retain_s = retain_s
-        self.redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            max_connections=max_connections,
+        self.max_followers = max_followers
+        self.worker_id = new_id()
+        # Writes, stops and pings: a burst of them waits (up to the timeout) for a connection.
+        self.redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=timeout_s, **_pool_options(timeout_s)
+            )
         )
+        # Joiners: each holds a connection while it blocks in XREAD.
+        follower_options = _pool_options(timeout_s + FOLLOW_POLL_MS / 1000)
+        self.followers = aioredis.Redis(
+            connection_pool=aioredis.ConnectionPool.from_url(
+                url, max_connections=max_followers, **follower_options
+            )
+        )
+        self._following = 0
         self._down_until = 0.0
-        self._listener: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ life cycle
 
     async def start(self, on_stop: StopHandler) -> None:
-        self._listener = asyncio.create_task(self._listen_for_stops(on_stop))
+        self.keep(self._listen_for_stops(on_stop))
+        self.keep(self._say_alive())
+
+    def keep(self, work: Any) -> asyncio.Task[None]:
+        """Run ``work`` in the background until it ends or the broker closes."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+                await task
+        with contextlib.suppress(RedisError, OSError):  # gone already: nothing to tell others
+            await self.redis.delete(self._worker_key(self.worker_id))
         await self.redis.aclose()
+        await self.followers.aclose()
 
     async def ping(self) -> None:
         try:
@@ -89,8 +141,12 @@ class RedisRunBroker(RunBroker):
 
     @property
     def available(self) -> bool:
-        """False while backing off after a failure (writes are dropped, not queued)."""
+        """False while backing off after a failure (writes are held back, not queued)."""
         return time.monotonic() >= self._down_until
+
+    @property
+    def retry_in_s(self) -> float:
+        return max(self._down_until - time.monotonic(), 0.0)
 
     def _failed(self, doing: str, error: Exception) -> None:
         if self.available:
@@ -103,6 +159,15 @@ class RedisRunBroker(RunBroker):
             )
         self._down_until = time.monotonic() + BACKOFF_S
 
+    async def _say_alive(self) -> None:
+        key = self._worker_key(self.worker_id)
+        while True:
+            try:
+                await self.redis.set(key, b"1", ex=WORKER_TTL_S)
+            except (RedisError, OSError) as error:
+                self._failed("telling other workers this one is alive", error)
+            await asyncio.sleep(HEARTBEAT_S)
+
     @property
     def _stop_channel(self) -> str:
         return f"agentflow:{self.graph_id}:stop"
@@ -110,24 +175,24 @@ class RedisRunBroker(RunBroker):
     def _log_key(self, thread_id: str, run_id: str) -> str:
         return f"agentflow:{self.graph_id}:thread:{thread_id}:run:{run_id}"
 
+    def _worker_key(self, worker_id: str) -> str:
+        return f"agentflow:{self.graph_id}:worker:{worker_id}"
+
     # ------------------------------------------------------------------ logs
 
     async def open_run(self, thread_id: str, run_id: str, owner: str | None) -> RunLog:
-        key = self._log_key(thread_id, run_id)
-        if self.available:
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.xadd(key, {"owner": owner or ""}, id="0-1")
-                    pipe.expire(key, int(self.retain_s))
-                    await pipe.execute()
-                return _RedisLog(self, key)
-            except (RedisError, OSError) as error:
-                self._failed("starting a run's log", error)
-        return _RedisLog(self, key, dropped=True)
+        log = _RedisLog(self, self._log_key(thread_id, run_id), owner)
+        await log.start()
+        return log
 
     async def follow(
         self, thread_id: str, run_id: str, after: int = -1, owner: str | None = None
     ) -> AsyncIterator[list[StreamChunk]]:
+        if self._following >= self.max_followers:
+            raise BrokerUnavailableError(
+                f"this worker already follows {self.max_followers} run streams, its limit "
+                "(AGENTFLOW_REDIS_MAX_FOLLOWERS): join again later, or through another replica"
+            )
         key = self._log_key(thread_id, run_id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -142,30 +207,63 @@ class RedisRunBroker(RunBroker):
         if (
             b"c" in last_fields
             and orjson.loads(last_fields[b"c"])["event"] == "end"
-            and int(last_id.split(b"-")[1]) <= after
+            and _index(last_id) <= after
         ):
             raise NothingAfterTheEnd
-        return self._read(key, "0-1" if after < 0 else f"1-{after}")
+        worker = started[0][1].get(b"worker", b"").decode()
+        return self._read(thread_id, run_id, worker, after)
 
-    async def _read(self, key: str, position: str) -> AsyncIterator[list[StreamChunk]]:
+    async def _read(
+        self, thread_id: str, run_id: str, worker: str, after: int
+    ) -> AsyncIterator[list[StreamChunk]]:
+        key = self._log_key(thread_id, run_id)
+        position = "0-1" if after < 0 else f"1-{after}"
+        self._following += 1
         try:
             while True:
-                # RESP2 shape: [[key, [(entry_id, {field: value})...]]]
-                answer: Any = await self.redis.xread({key: position}, block=FOLLOW_POLL_MS)
-                if not answer:
-                    if not await self.redis.exists(key):  # expired: its worker died
-                        return
-                    continue
+                ended: AgentflowError | None
+                try:
+                    # RESP2 shape: [[key, [(entry_id, {field: value})...]]]
+                    answer: Any = await self.followers.xread({key: position}, block=FOLLOW_POLL_MS)
+                    ended = None if answer else await self._why_silent(key, worker, run_id)
+                except (RedisError, OSError) as error:
+                    ended = _unavailable("following a run's stream", error)
+                if ended is not None:
+                    yield broken_off(thread_id, run_id, ended)
+                    return
                 batch = []
-                for entry_id, fields in answer[0][1]:
-                    position = entry_id.decode()
+                for entry_id, fields in answer[0][1] if answer else ():
+                    missed = _index(entry_id) - _index(position.encode()) - 1
+                    if missed > 0:
+                        batch.append(StreamChunk.gap(thread_id, run_id, missed))
                     batch.append(StreamChunk(**orjson.loads(fields[b"c"])))
+                    position = entry_id.decode()
                     if batch[-1].event == "end":
                         yield batch
                         return
-                yield batch
-        except (RedisError, OSError) as error:
-            raise _unavailable("joining a run's stream", error) from error
+                if batch:
+                    yield batch
+        finally:
+            self._following -= 1
+
+    async def _why_silent(self, key: str, worker: str, run_id: str) -> RunAbandonedError | None:
+        """Why a live log had nothing new to read, if it will never have: it expired, or the
+        worker writing it died."""
+        async with self.followers.pipeline(transaction=False) as pipe:
+            pipe.exists(key)
+            pipe.exists(self._worker_key(worker))
+            log_kept, worker_alive = await pipe.execute()
+        if not log_kept:
+            return RunAbandonedError(
+                f"the events of run {run_id} expired before the run ended (its worker "
+                "stopped, or wrote nothing for AGENTFLOW_STREAM_RETAIN_S)"
+            )
+        if worker and not worker_alive:
+            return RunAbandonedError(
+                f"the worker running run {run_id} stopped before the run ended; the thread "
+                "keeps its last checkpoint"
+            )
+        return None
 
     # ------------------------------------------------------------------ stops
 
@@ -196,60 +294,102 @@ class RedisRunBroker(RunBroker):
 
 
 class _RedisLog(RunLog):
-    """Buffers chunks and writes them in pipelined batches from one background task."""
+    """Writes a run's chunks in pipelined batches from one background task.
 
-    def __init__(self, broker: RedisRunBroker, key: str, dropped: bool = False) -> None:
+    While Redis cannot be written, chunks are lost but for the newest (it may be the run's
+    ``end``, which joiners need in order to stop), and once it can, the log goes on: joiners
+    see the missing numbers as a gap. If Redis lost the log itself (it restarted without
+    persistence), the log starts again, so the run can still be joined. A closing log does not
+    wait for Redis to come back (the run's thread is released): the task goes on trying, for
+    as long as the log would be kept."""
+
+    def __init__(self, broker: RedisRunBroker, key: str, owner: str | None) -> None:
         self._broker = broker
         self._key = key
-        self._dropped = dropped
+        self._owner = owner or ""
+        self._started = False
         self._pending: list[tuple[int, bytes]] = []
         self._count = 0
         self._wake = asyncio.Event()
-        self._closing = False
+        self._settled = asyncio.Event()  # nothing pending, or Redis failing
+        self._closed_at: float | None = None
         self._flusher: asyncio.Task[None] | None = None
 
+    async def start(self) -> None:
+        """Mark the run as started, so that it can be joined from the moment it is."""
+        if self._broker.available:
+            await self._write()
+
     def publish(self, chunk: StreamChunk) -> None:
-        index = self._count
+        self._pending.append((self._count, chunk.json()))
         self._count += 1
-        if self._dropped:
-            return
-        self._pending.append((index, chunk.json()))
+        self._settled.clear()
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_forever())
+            self._flusher = self._broker.keep(self._flush_forever())
         self._wake.set()
 
     async def _flush_forever(self) -> None:
-        while not (self._closing and not self._pending):
-            await self._wake.wait()
-            # One turn of the loop before writing: what is published in the same turn joins
-            # this pipeline (a run's last step and its end event: one round trip, not two).
-            await asyncio.sleep(0)
-            self._wake.clear()
-            await self._flush()
+        while self._pending or self._closed_at is None:
+            if not self._pending:
+                self._settled.set()
+                await self._wake.wait()
+                self._wake.clear()
+                # One turn of the loop before writing: what is published in the same turn
+                # joins this pipeline (a run's last step and its end: one round trip, not two).
+                await asyncio.sleep(0)
+                continue
+            if self._broker.available and await self._write():
+                continue
+            self._settled.set()  # close() does not wait for Redis to come back
+            kept_until = (self._closed_at or time.monotonic()) + self._broker.retain_s
+            if time.monotonic() > kept_until:  # the log has expired by now: nothing to mend
+                break
+            await asyncio.sleep(max(self._broker.retry_in_s, 0.1))
+        self._settled.set()
 
-    async def _flush(self) -> None:
+    async def _write(self) -> bool:
+        """Write what is pending (after the start entry, if the log has none); False if Redis
+        failed, keeping only the newest chunk."""
         batch, self._pending = self._pending, []
-        if not batch or self._dropped:
-            return
-        if not self._broker.available:
-            self._dropped = True
-            return
         try:
-            async with self._broker.redis.pipeline(transaction=False) as pipe:
-                for index, data in batch:
-                    pipe.xadd(self._key, {"c": data}, id=f"1-{index}")
-                pipe.expire(self._key, int(self._broker.retain_s))
-                await pipe.execute()
+            # Appended only to a log that exists, so that one Redis lost is noticed...
+            if not self._started or not await self._append(batch, to_existing=True):
+                await self._append(batch, to_existing=False)  # ...and started again
+        except ResponseError:
+            pass  # an entry an earlier, broken-off attempt had written already: it is there
         except (RedisError, OSError) as error:
-            self._dropped = True  # a log with a hole would mislead joiners: stop writing it
             self._broker._failed("writing a run's events", error)
+            self._pending = batch[-1:] + self._pending
+            return False
+        self._started = True
+        return True
+
+    async def _append(self, batch: list[tuple[int, bytes]], *, to_existing: bool) -> bool:
+        """One round trip; with ``to_existing``, False (and nothing written) if the log is
+        not in Redis."""
+        async with self._broker.redis.pipeline(transaction=False) as pipe:
+            if not to_existing:
+                pipe.xadd(
+                    self._key, {"owner": self._owner, "worker": self._broker.worker_id}, id="0-1"
+                )
+            for index, data in batch:
+                pipe.xadd(self._key, {"c": data}, id=f"1-{index}", nomkstream=to_existing)
+            pipe.expire(self._key, int(self._broker.retain_s))
+            written = await pipe.execute()
+        return bool(written[-1])  # the expiry was set: the log exists
 
     async def close(self) -> None:
-        """Wait until every chunk published so far is written (or dropped)."""
-        self._closing = True
+        """Wait until every chunk published so far is written, unless Redis is failing."""
+        self._closed_at = time.monotonic()
         self._wake.set()
         if self._flusher is not None:
-            await self._flusher
+            await self._settled.wait()
+
+
+def _index(entry_id: bytes) -> int:
+    """A chunk's position from its entry id ``1-n`` (``0-1``, the start, comes before 0)."""
+    major, minor = entry_id.split(b"-")
+    return int(minor) if major == b"1" else -1
 
 
 def _unavailable(doing: str, error: Exception) -> BrokerUnavailableError:

@@ -161,6 +161,13 @@ class Settings(BaseSettings):
         description="Connect, pool-acquire and statement timeout: past it a request gets 503.",
     )
     redis_pool_max: int = Field(50, ge=1, validation_alias="AGENTFLOW_REDIS_POOL_MAX")
+    redis_max_followers: int = Field(
+        100,
+        ge=1,
+        validation_alias="AGENTFLOW_REDIS_MAX_FOLLOWERS",
+        description="Joined run streams one worker follows at once, each on a Redis "
+        "connection of its own pool; a joiner past it gets 503.",
+    )
     redis_timeout_s: float = Field(2.0, gt=0, validation_alias="AGENTFLOW_REDIS_TIMEOUT_S")
     lease_s: float = Field(
         30.0,

@@ -32,8 +32,9 @@ an empty event carrying the previous event's id."""
 def encode_sse(chunk: StreamChunk, index: int | None) -> bytes:
     """One Server-Sent Event: ``id: <index>``, ``event: <type>``, ``data: <StreamChunk JSON>``,
     blank line. The id is the chunk's position in the run, so a client that lost the stream can
-    join it again after the last id it saw; a ``gap`` stands for no position and has none.
-    JSON never contains a raw newline, so one ``data:`` line always suffices."""
+    join it again after the last id it saw; a chunk that is no event of the run's log (a
+    ``gap``, how a joined stream broke off) has no position and no id. JSON never contains a
+    raw newline, so one ``data:`` line always suffices."""
     return b"".join(
         (
             b"" if index is None else b"id: %d\n" % index,
@@ -163,14 +164,17 @@ def stream_response(
             count(batch)
             parts = []
             for chunk in batch:
-                if chunk.event == "gap":  # the missed chunks' positions are skipped
-                    parts.append(encode_sse(chunk, None))
-                    index += chunk.data["missed"]
-                else:
-                    parts.append(encode_sse(chunk, index))
-                    index += 1
+                parts.append(encode_sse(chunk, index if chunk.positioned else None))
+                index += _positions_taken(chunk)
             yield b"".join(parts)
 
     return StreamResponse(
         events(), SSE_MEDIA_TYPE, ping=(SSE_PING, request.app.state.settings.sse_ping_s)
     )
+
+
+def _positions_taken(chunk: StreamChunk) -> int:
+    """How far a chunk moves the run's position: one, or the chunks a gap stands for."""
+    if chunk.positioned:
+        return 1
+    return int(chunk.data["missed"]) if chunk.event == "gap" else 0
