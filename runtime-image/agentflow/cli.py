@@ -97,7 +97,11 @@ def api(host: str, port: int, workers: int, config_path: Path | None) -> None:
     # so the exit status tells of it: with this handler, a drained server exits 0.
     signal.signal(signal.SIGTERM, _exit_after_drain)
     # One worker serves the app built here; several each build their own from the env.
-    app = create_app(settings) if workers == 1 else "agentflow.runtime.app:create_app_from_env"
+    app = (
+        create_app(settings, owns_process=True)
+        if workers == 1
+        else "agentflow.runtime.app:create_app_from_env"
+    )
     uvicorn.run(
         app,
         host=host,

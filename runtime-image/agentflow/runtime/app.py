@@ -35,15 +35,17 @@ from agentflow.runtime.responses import JSONResponse, error_response
 from agentflow.runtime.routes import graph, health, threads
 from agentflow.runtime.runs import Runs
 from agentflow.runtime.settings import Settings, load_settings
-from agentflow.runtime.shutdown import on_termination
+from agentflow.runtime.shutdown import exit_without_waiting, on_termination
 from agentflow.runtime.threads import Threads
 
 logger = logging.getLogger("agentflow.runtime")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, owns_process: bool = False) -> FastAPI:
     """Build the app. The graph module is imported now, so a bad ``AGENTFLOW_GRAPH`` fails
-    here; a graph factory is called in the lifespan, where it may await."""
+    here; a graph factory is called in the lifespan, where it may await. ``owns_process``
+    (the server of ``agentflow api``): at shutdown, the process may exit without waiting for
+    sync nodes whose runs were stopped."""
     settings = settings or load_settings()
     ref = find_graph_ref(settings)
     target = import_target(ref)
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runs.aclose()
             await checkpointer.close()
             pool.shutdown(wait=False, cancel_futures=True)
+            if owns_process and pool.busy:
+                exit_without_waiting(f"{pool.busy} sync node(s) of stopped runs still running")
 
     docs = settings.serve_docs
     app = FastAPI(
@@ -149,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """The factory each Uvicorn worker process calls (``agentflow api --workers N``)."""
-    return create_app()
+    return create_app(owns_process=True)
 
 
 _STATUS_CODES = {

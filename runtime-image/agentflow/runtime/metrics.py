@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -229,17 +230,31 @@ class MeteredLeases(ThreadLeases):
 
 
 class MeteredThreadPool(ThreadPoolExecutor):
-    """The pool for sync nodes, counting the calls that wait for a free thread."""
+    """The pool for sync nodes, counting the calls that wait for a free thread, and those
+    running (a thread cannot be stopped: shutdown must know whether some still run)."""
 
     def __init__(self, max_workers: int, queue_depth: Gauge) -> None:
         super().__init__(max_workers, thread_name_prefix="agentflow-node")
         self._queue_depth = queue_depth
+        self._running = 0
+        self._counting = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        """Calls running now."""
+        return self._running
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         self._queue_depth.inc()
 
         def started() -> T:
             self._queue_depth.dec()
-            return fn(*args, **kwargs)
+            with self._counting:
+                self._running += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._counting:
+                    self._running -= 1
 
         return super().submit(started)

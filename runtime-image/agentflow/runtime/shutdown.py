@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
+
+logger = logging.getLogger("agentflow.runtime")
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -43,3 +47,12 @@ def on_termination(callback: Callable[[], Any]) -> Callable[[], None]:
             signal.signal(sig, prior)
 
     return restore
+
+
+def exit_without_waiting(what: str) -> NoReturn:
+    """End the process now, its runs stopped and its streams ended, though ``what`` (threads
+    running sync nodes, which nothing can interrupt) is still going: Python would otherwise
+    wait for them at exit, for as long as a node blocks, past the pod's grace period."""
+    logger.warning("shut down; %s: exiting without waiting for them", what)
+    logging.shutdown()
+    os._exit(0)
