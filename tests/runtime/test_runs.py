@@ -1,5 +1,7 @@
-"""Run rules that are hard to reach over HTTP at the exact moment: a stop that
-arrives before its run's task ever starts."""
+"""Run rules that are hard to reach over HTTP at the exact moment: a stop that arrives
+before its run's task ever starts, or after it ended."""
+
+import asyncio
 
 import pytest
 
@@ -7,7 +9,7 @@ from agentflow.checkpoint import InMemoryCheckpointer
 from agentflow.leases import InMemoryLeases
 from agentflow.runtime.broker import LocalRunBroker
 from agentflow.runtime.errors import RunStoppedError
-from agentflow.runtime.runs import RunOptions, Runs
+from agentflow.runtime.runs import RunOptions, Runs, _LocalRun
 from agentflow.runtime.threads import Threads
 from tests.graphs.versatile import app
 
@@ -41,3 +43,13 @@ async def test_a_stream_stopped_before_it_starts_ends_with_error_and_end(runs):
     events = [chunk.event async for batch in chunks for chunk in batch]
     assert events == ["error", "end"]
     assert await runs.leases.holder("s") is None
+
+
+async def test_a_stop_that_lands_as_the_run_ends_by_itself_stops_nothing(runs):
+    """The run's task finished (its stream ends in success) while its end is still queued to
+    be processed: the stop must not answer that it stopped it."""
+    result = await runs.invoke(RunOptions(input={}, thread_id="f", recursion_limit=5), "done")
+    finished = asyncio.get_running_loop().create_future()
+    finished.set_result(result)
+    runs._running["f"] = _LocalRun("f", "done", None, finished)
+    assert await runs.stop("f") is None

@@ -254,8 +254,8 @@ class Runs:
     async def stop(self, thread_id: str, owner: str | None = None) -> str | None:
         """Stop the run in progress on a thread, on this worker or another; returns its id, or
         None when no run of ``owner``'s is in progress there (another subject's run is not
-        there either, as far as the caller can tell). The worker running it checks that the
-        run belongs to ``owner``."""
+        there either, as far as the caller can tell), or it ended by itself before the stop
+        landed. The worker running it checks that the run belongs to ``owner``."""
         local = self._running.get(thread_id)
         if local is not None:
             if local.owner != owner:
@@ -264,6 +264,8 @@ class Runs:
             await asyncio.wait(
                 {asyncio.ensure_future(local.settled())}, timeout=STOP_CONFIRM_TIMEOUT_S
             )
+            if local.task.done() and not local.task.cancelled():
+                return None  # it ended by itself (as its stream says) before the stop landed
             return local.run_id
         holder = await self.leases.holder(thread_id)
         if holder is None or holder.kind != "run" or not await self.threads.owns(thread_id, owner):
