@@ -21,6 +21,7 @@ import orjson
 
 from agentflow.errors import AgentflowError
 from agentflow.ids import new_id
+from agentflow.jsonbytes import dumps_to_keep
 
 
 class CheckpointerError(AgentflowError):
@@ -94,7 +95,7 @@ class JsonSerializer:
 
     def dumps(self, checkpoint: Checkpoint) -> bytes:
         try:  # orjson reads dataclasses directly: no copy of the state on the way
-            return _storable(orjson.dumps(checkpoint), checkpoint.thread_id)
+            return _storable(dumps_to_keep(checkpoint), checkpoint.thread_id)
         except TypeError as error:
             raise _not_serializable(checkpoint.thread_id, error) from error
 
@@ -103,7 +104,7 @@ class JsonSerializer:
 
     def dumps_update(self, thread_id: str, update: dict[str, Any]) -> bytes:
         try:
-            return _storable(orjson.dumps(update), thread_id)
+            return _storable(dumps_to_keep(update), thread_id)
         except TypeError as error:
             raise _not_serializable(thread_id, error) from error
 

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
+from agentflow.jsonbytes import dumps_to_keep
 
 START = "__start__"
 END = "__end__"
@@ -45,7 +45,7 @@ class StreamChunk:
         """The chunk as JSON, made once: the stream it goes to and the logs it is kept in
         share it. A chunk is not changed once published."""
         if self._json is None:
-            self._json = orjson.dumps(self.to_dict())
+            self._json = dumps_to_keep(self.to_dict())  # kept in buffers and logs
         return self._json
 
     def to_dict(self) -> dict[str, Any]:
