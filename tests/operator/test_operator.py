@@ -127,6 +127,12 @@ def test_an_applied_graph_gets_its_objects_and_an_honest_status(kube, operator):
     )
 
 
+def warnings(kube: Kube, reason: str) -> list[dict]:
+    """The Warning Events of the agents namespace with this reason."""
+    events = kube.http.get("/api/v1/namespaces/agents/events").json()["items"]
+    return [e for e in events if e.get("type") == "Warning" and e.get("reason") == reason]
+
+
 def deployment_of(kube: Kube, name: str = "support-agent") -> dict | None:
     return kube.get("apps/v1", "deployments", "agents", name)
 
@@ -264,8 +270,7 @@ def test_an_invalid_spec_is_refused_with_a_condition_and_an_event_then_recovers(
     )
     assert refused["reason"] == "SecretNotFound"
     assert refused["message"] == "Secret agents/support-agent-jwt does not exist"
-    events = kube.http.get("/api/v1/namespaces/agents/events").json()["items"]
-    assert any(e.get("reason") == "SecretNotFound" and e.get("type") == "Warning" for e in events)
+    eventually(lambda: warnings(kube, "SecretNotFound"), what="a Warning Event")  # posted after
     assert deployment_of(kube) is None  # nothing half-built
 
     jwt_secret(kube)

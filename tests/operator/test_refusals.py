@@ -8,7 +8,14 @@ import pytest
 from kopf.testing import KopfRunner
 
 from tests.kube.client import Kube
-from tests.operator.test_operator import AG, condition, deployment_of, graph, jwt_secret
+from tests.operator.test_operator import (
+    AG,
+    condition,
+    deployment_of,
+    graph,
+    jwt_secret,
+    warnings,
+)
 from tests.polling import eventually
 
 RUN = ["run", "--all-namespaces", "--standalone", "-m", "agentflow_operator.handlers"]
@@ -19,11 +26,6 @@ def refused(kube: Kube, name: str = "support-agent") -> dict:
         lambda: (c := condition(kube, name, "Accepted")) and c["status"] == "False" and c,
         what=f"{name} refused",
     )
-
-
-def warnings(kube: Kube, reason: str) -> list[dict]:
-    events = kube.http.get("/api/v1/namespaces/agents/events").json()["items"]
-    return [e for e in events if e.get("type") == "Warning" and e.get("reason") == reason]
 
 
 def test_a_name_that_cannot_name_a_service_is_refused_at_once(kube, operator):
