@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,41 @@ from tests.polling import NotReached, eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 30
+
+# What no server log may ever show: a bearer token (a JWT), a password inside a URL, and the
+# secrets each server was given (collected by start_server).
+_TOKEN = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+")
+_URL_PASSWORD = re.compile(r"\b[a-z+]+://[^/\s:@]+:(?!\*\*\*@)[^@\s/]+@")
+_SECRET_NAMES = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY$")
+_SERVER_LOGS: list[Path] = []
+_GIVEN_SECRETS: set[str] = set()
+
+
+def _secrets_in(env: dict[str, str]) -> set[str]:
+    secrets = {value for name, value in env.items() if _SECRET_NAMES.search(name)}
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if (url := env.get(name)) and (match := re.search(r"://[^/:@]*:([^@/]+)@", url)):
+            secrets.add(match.group(1))
+    return {secret for secret in secrets if len(secret) >= 6}
+
+
+def leaks_in(log: str, secrets: set[str]) -> list[str]:
+    """What in a log should never be there."""
+    found = [match.group(0) for match in (*_TOKEN.finditer(log), *_URL_PASSWORD.finditer(log))]
+    return found + [f"the secret {secret[:3]}..." for secret in secrets if secret in log]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_server_log() -> Iterator[None]:
+    """Once the whole suite ran: not one log of the servers it started holds a token, a
+    password or a secret it was given, whatever the test did to it."""
+    yield
+    leaks = {
+        str(path): found
+        for path in _SERVER_LOGS
+        if path.exists() and (found := leaks_in(path.read_text(errors="replace"), _GIVEN_SECRETS))
+    }
+    assert not leaks, f"secrets in server logs: {leaks}"
 
 
 @dataclass
@@ -63,6 +99,8 @@ def start_server(
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
     limit = [] if descriptors is None else ["prlimit", f"--nofile={descriptors}", "--"]
+    _SERVER_LOGS.append(log_path)
+    _GIVEN_SECRETS.update(_secrets_in(env or {}))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*limit, *agentflow_command("api", "--host", "127.0.0.1", "--port", str(port), *args)],

@@ -114,14 +114,17 @@ def test_exp_and_sub_are_required():
     assert "'sub' claim" in str(refusal(authenticator, f"Bearer {no_sub}"))
 
 
-def handmade(header: dict[str, object], claims: dict[str, object]) -> str:
-    """A token with a header PyJWT itself would refuse to write (crit, a numeric kid)."""
+def b64_json(value: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
-    def part(value: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
-    signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT', **header})}.{part(claims)}"
-    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+def handmade(
+    header: dict[str, object], claims: dict[str, object], key: bytes = SECRET.encode()
+) -> str:
+    """A token with a header PyJWT itself would refuse to write (crit, a numeric kid), signed
+    with HMAC-SHA256 and ``key``."""
+    signing_input = f"{b64_json({'alg': 'HS256', 'typ': 'JWT', **header})}.{b64_json(claims)}"
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
 
@@ -190,3 +193,30 @@ def test_stream_tokens_with_public_key_auth_need_their_own_secret():
     )
     tokens = StreamTokens(own)
     assert tokens.verify(tokens.mint("alice", "t", "r"), "t", "r") == "alice"
+
+
+def unsigned(alg: str, claims: dict[str, object]) -> str:
+    """A token whose header names ``alg`` and that has no signature at all."""
+    return f"{b64_json({'alg': alg, 'typ': 'JWT'})}.{b64_json(claims)}."
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE", ""])
+def test_unsigned_tokens_are_refused_however_alg_none_is_spelled(alg):
+    claims = {"sub": "alice", "exp": int(time.time()) + 60}
+    error = refusal(Authenticator(settings()), f"Bearer {unsigned(alg, claims)}")
+    assert (error.code, str(error)) == (
+        "unsigned_token",
+        "unsigned tokens (alg 'none') are refused",
+    )
+
+
+def test_a_token_signed_with_the_public_key_as_an_hmac_secret_is_refused():
+    """Algorithm confusion: with RS256 configured, an attacker who knows the public key signs
+    an HS256 token with it as the HMAC secret."""
+    _, public = pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    authenticator = Authenticator(
+        Settings.model_validate({"JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY": public})
+    )
+    claims = {"sub": "mallory", "exp": int(time.time()) + 60}
+    forged = handmade({"alg": "HS256"}, claims, key=public.encode())
+    assert refusal(authenticator, f"Bearer {forged}").code == "wrong_algorithm"

@@ -85,10 +85,27 @@ async def test_the_state_of_an_unknown_thread_is_null_as_agentflow_answers(clien
     assert response.json()["data"] == {"state": None}
 
 
-@pytest.mark.parametrize("thread_id", ["a" * 200, "bad%20id", "-leading-dash"])
+@pytest.mark.parametrize(
+    "thread_id",
+    [
+        "a" * 200,
+        "bad%20id",
+        "-leading-dash",
+        "a'%3B%20DROP%20TABLE%20agentflow_checkpoints%3B--",  # SQL metacharacters
+        "a%22%20OR%20%221%22%3D%221",
+        "a%00b",
+        "a%0D%0ASet-Cookie:x",  # header injection
+        "a*",  # a Redis key pattern
+    ],
+)
 async def test_odd_thread_ids_in_the_path(client, thread_id):
     response = await client.get(f"/v1/threads/{thread_id}/state")
     assert_error(response, 422, "invalid_request", "thread_id", "1 to 128 characters")
+
+
+async def test_an_encoded_path_in_a_thread_id_reaches_no_route(client):
+    response = await client.get("/v1/threads/..%2F..%2Fetc%2Fpasswd/state")
+    assert_error(response, 404, "not_found", "Not Found")
 
 
 async def test_a_body_over_the_limit_is_refused(client):

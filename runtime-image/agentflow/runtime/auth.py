@@ -81,7 +81,7 @@ class Authenticator:
         """Refuse unsigned tokens and other algorithms before verifying anything."""
         header = jwt.get_unverified_header(token)  # malformed: a PyJWTError, for _refusal
         algorithm = header.get("alg")
-        if not isinstance(algorithm, str) or algorithm.lower() == "none":
+        if not isinstance(algorithm, str) or algorithm.lower() in ("none", ""):
             raise AuthError("unsigned_token", "unsigned tokens (alg 'none') are refused")
         if algorithm != self.algorithm:
             raise AuthError(
