@@ -252,3 +252,24 @@ def test_joiners_past_the_followers_cap_get_503_and_nothing_else_breaks(
     assert [event_id for event_id, _, _ in complete] == [event_id for event_id, _, _ in streamed]
     assert all(joiner[-1][1] == "end" for joiner in joiners)
     assert "Redis failed" not in server.log()
+
+
+def test_a_runs_log_in_redis_keeps_about_its_newest_max_events(database_url, redis_url, tmp_path):
+    env = shared_env(database_url, redis_url, f"faults-{uuid.uuid4().hex[:8]}")
+    server = start_server(tmp_path, {**env, "AGENTFLOW_STREAM_MAX_EVENTS": "100"})
+    body = {"initial_state": {"events": 2000}, "config": {"thread_id": "long"}}
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            streamed = list(sse_events(client, "POST", "/v1/graph/stream", json=body))
+            run_id = streamed[-1][2]["run_id"]
+            joined = list(sse_events(client, "GET", f"/v1/threads/long/runs/{run_id}/stream"))
+    finally:
+        server.stop()
+    gap, *kept = joined
+    assert gap[1] == "gap"
+    assert 100 <= len(kept) <= 300  # Redis trims whole blocks of entries: about 100
+    assert gap[2]["data"]["missed"] + len(kept) == int(kept[-1][0]) + 1  # every position
+    assert kept[-1][1] == "end"
+    assert [event_id for event_id, _, _ in kept] == [
+        str(i) for i in range(gap[2]["data"]["missed"], int(kept[-1][0]) + 1)
+    ]

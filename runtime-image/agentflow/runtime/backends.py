@@ -60,6 +60,7 @@ def build_broker(settings: Settings, graph_id: str, checkpointer: Checkpointer) 
             timeout_s=settings.redis_timeout_s,
             max_connections=settings.redis_pool_max,
             max_followers=settings.redis_max_followers,
+            max_events=settings.stream_max_events,
             retain_s=settings.stream_retain_s,
         )
     if not isinstance(checkpointer, InMemoryCheckpointer):

@@ -2,12 +2,13 @@
 
 Layout, per graph (``{g}`` is the graph id):
 
-* ``agentflow:{g}:thread:{thread_id}:run:{run_id}`` is a Redis stream. Entry ``0-1`` marks
-  the run as started and names its owner (joiners must be the same subject) and the worker
-  executing it; chunk number ``n`` is entry ``1-n``, so a joiner asking for the chunks after
-  ``n`` reads the entries after ``1-n``; missing numbers are chunks lost while Redis could
-  not be written (or that Redis lost), which joiners are told of with a ``gap``. The stream
-  expires ``retain_s`` after the last write.
+* ``agentflow:{g}:thread:{thread_id}:run:{run_id}:start`` marks the run as started and names
+  its owner (joiners must be the same subject) and the worker executing it.
+* ``agentflow:{g}:thread:{thread_id}:run:{run_id}`` is a Redis stream of the run's chunks:
+  chunk number ``n`` is entry ``1-n``, so a joiner asking for the chunks after ``n`` reads the
+  entries after ``1-n``. It keeps about the newest ``max_events`` (older ones are trimmed);
+  missing numbers (trimmed, lost while Redis could not be written, or lost by Redis) reach
+  joiners as a ``gap``. Both keys expire ``retain_s`` after the last write.
 * ``agentflow:{g}:worker:{worker_id}`` exists while that worker process lives (written every
   HEARTBEAT_S, expiring after WORKER_TTL_S): a joiner of a run whose worker died learns it
   within WORKER_TTL_S instead of waiting for the log to expire.
@@ -85,12 +86,14 @@ class RedisRunBroker(RunBroker):
         timeout_s: float = 2.0,
         max_connections: int = 50,
         max_followers: int = 100,
+        max_events: int = 10_000,
         retain_s: float = 600,
     ) -> None:
         self.graph_id = graph_id
         self.timeout_s = timeout_s
         self.retain_s = retain_s
         self.max_followers = max_followers
+        self.max_events = max_events
         self.worker_id = new_id()
         # Writes, stops and pings: a burst of them waits (up to the timeout) for a connection.
         self.redis = aioredis.Redis(
@@ -196,22 +199,19 @@ class RedisRunBroker(RunBroker):
         key = self._log_key(thread_id, run_id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xrange(key, "0-1", "0-1")
+                pipe.get(f"{key}:start")
                 pipe.xrevrange(key, "+", "-", count=1)
-                started, last = await pipe.execute()
+                start, last = await pipe.execute()
         except (RedisError, OSError) as error:
             raise _unavailable("joining a run's stream", error) from error
-        if not started or started[0][1].get(b"owner", b"").decode() != (owner or ""):
+        started = orjson.loads(start) if start else None
+        if started is None or started["owner"] != (owner or ""):
             raise no_log(thread_id, run_id)
-        last_id, last_fields = last[0]
-        if (
-            b"c" in last_fields
-            and orjson.loads(last_fields[b"c"])["event"] == "end"
-            and _index(last_id) <= after
-        ):
-            raise NothingAfterTheEnd
-        worker = started[0][1].get(b"worker", b"").decode()
-        return self._read(thread_id, run_id, worker, after)
+        if last:
+            last_id, last_fields = last[0]
+            if orjson.loads(last_fields[b"c"])["event"] == "end" and _index(last_id) <= after:
+                raise NothingAfterTheEnd
+        return self._read(thread_id, run_id, started["worker"], after)
 
     async def _read(
         self, thread_id: str, run_id: str, worker: str, after: int
@@ -250,7 +250,7 @@ class RedisRunBroker(RunBroker):
         """Why a live log had nothing new to read, if it will never have: it expired, or the
         worker writing it died."""
         async with self.followers.pipeline(transaction=False) as pipe:
-            pipe.exists(key)
+            pipe.exists(f"{key}:start")
             pipe.exists(self._worker_key(worker))
             log_kept, worker_alive = await pipe.execute()
         if not log_kept:
@@ -258,7 +258,7 @@ class RedisRunBroker(RunBroker):
                 f"the events of run {run_id} expired before the run ended (its worker "
                 "stopped, or wrote nothing for AGENTFLOW_STREAM_RETAIN_S)"
             )
-        if worker and not worker_alive:
+        if not worker_alive:
             return RunAbandonedError(
                 f"the worker running run {run_id} stopped before the run ended; the thread "
                 "keeps its last checkpoint"
@@ -306,7 +306,7 @@ class _RedisLog(RunLog):
     def __init__(self, broker: RedisRunBroker, key: str, owner: str | None) -> None:
         self._broker = broker
         self._key = key
-        self._owner = owner or ""
+        self._start = orjson.dumps({"owner": owner or "", "worker": broker.worker_id})
         self._started = False
         self._pending: list[tuple[int, bytes]] = []
         self._count = 0
@@ -348,13 +348,14 @@ class _RedisLog(RunLog):
         self._settled.set()
 
     async def _write(self) -> bool:
-        """Write what is pending (after the start entry, if the log has none); False if Redis
+        """Write what is pending (and the start mark, if Redis has none); False if Redis
         failed, keeping only the newest chunk."""
         batch, self._pending = self._pending, []
         try:
-            # Appended only to a log that exists, so that one Redis lost is noticed...
-            if not self._started or not await self._append(batch, to_existing=True):
-                await self._append(batch, to_existing=False)  # ...and started again
+            # The start mark is written again only if Redis lost it (restarted without
+            # persistence): the run can still be joined.
+            if not await self._append(batch, with_start=not self._started):
+                await self._append([], with_start=True)
         except ResponseError:
             pass  # an entry an earlier, broken-off attempt had written already: it is there
         except (RedisError, OSError) as error:
@@ -364,19 +365,27 @@ class _RedisLog(RunLog):
         self._started = True
         return True
 
-    async def _append(self, batch: list[tuple[int, bytes]], *, to_existing: bool) -> bool:
-        """One round trip; with ``to_existing``, False (and nothing written) if the log is
-        not in Redis."""
-        async with self._broker.redis.pipeline(transaction=False) as pipe:
-            if not to_existing:
-                pipe.xadd(
-                    self._key, {"owner": self._owner, "worker": self._broker.worker_id}, id="0-1"
-                )
+    async def _append(self, batch: list[tuple[int, bytes]], *, with_start: bool) -> bool:
+        """One round trip; False if Redis has no start mark for the run."""
+        broker, start = self._broker, f"{self._key}:start"
+        retain_s = int(broker.retain_s)
+        async with broker.redis.pipeline(transaction=False) as pipe:
             for index, data in batch:
-                pipe.xadd(self._key, {"c": data}, id=f"1-{index}", nomkstream=to_existing)
-            pipe.expire(self._key, int(self._broker.retain_s))
+                pipe.xadd(
+                    self._key,
+                    {"c": data},
+                    id=f"1-{index}",
+                    maxlen=broker.max_events,
+                    approximate=True,
+                )
+            if batch:
+                pipe.expire(self._key, retain_s)
+            if with_start:
+                pipe.set(start, self._start, ex=retain_s)
+            else:
+                pipe.expire(start, retain_s)
             written = await pipe.execute()
-        return bool(written[-1])  # the expiry was set: the log exists
+        return bool(written[-1])
 
     async def close(self) -> None:
         """Wait until every chunk published so far is written, unless Redis is failing."""
@@ -387,7 +396,8 @@ class _RedisLog(RunLog):
 
 
 def _index(entry_id: bytes) -> int:
-    """A chunk's position from its entry id ``1-n`` (``0-1``, the start, comes before 0)."""
+    """A chunk's position from its entry id ``1-n`` (``0-1``, where reading starts, is
+    before the first chunk)."""
     major, minor = entry_id.split(b"-")
     return int(minor) if major == b"1" else -1
 

@@ -198,9 +198,9 @@ class Settings(BaseSettings):
         10_000,
         ge=10,
         validation_alias="AGENTFLOW_STREAM_MAX_EVENTS",
-        description="Events of one run kept in memory for joiners (without Redis), and "
-        "buffered for a stream's client that reads slower than the run writes; the oldest "
-        "beyond are dropped, and a 'gap' event says how many.",
+        description="Events of one run kept for joiners (in memory, or about as many in "
+        "Redis), and buffered for a stream's client that reads slower than the run writes; "
+        "the oldest beyond are dropped, and a 'gap' event says how many.",
     )
     stream_max_bytes: int = Field(
         8 * 1024 * 1024,
