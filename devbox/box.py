@@ -15,7 +15,9 @@ kube-proxy (see the node agent and the proxy for what each does not do).
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +47,7 @@ IMAGES = {
 
 class ClusterInABox:
     def __init__(self, database_url: str, redis_url: str, workdir: Path | None = None) -> None:
+        self.owns_workdir = workdir is None  # a folder of its own: removed at stop
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="cluster-in-a-box-"))
         self.database_url = database_url
         self.redis_url = redis_url
@@ -73,6 +76,8 @@ class ClusterInABox:
         self.stop_operator()
         self.api.close()
         self.emulator.stop()
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop_operator(self) -> None:
         """Stop the operator (as an uninstall or a crash loop would), leaving the rest running."""
@@ -171,19 +176,44 @@ class ClusterInABox:
         ]
 
 
+def example_token(manifest: Path) -> str:
+    """A day's token for the example graph, made by ``agentflow token`` with its JWT Secret's
+    key, as a user would make it."""
+    secret = next(
+        d for d in yaml.safe_load_all(manifest.read_text()) if d and d["kind"] == "Secret"
+    )
+    minted = subprocess.run(
+        [sys.executable, "-m", "agentflow", "token", "--sub", "devbox", "--ttl", "86400"],
+        env={**os.environ, "JWT_SECRET_KEY": secret["stringData"]["secret"]},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return minted.stdout.strip()
+
+
 def main() -> None:
     """Start everything, apply the example, print how to reach it, tear down on Ctrl-C."""
     database = os.environ.get(
         "AGENTFLOW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
     )
     redis_url = os.environ.get("AGENTFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # each line at once, piped too
     box = ClusterInABox(database, redis_url).start()
     print("a local SIMULATION of Kubernetes: the real operator and runtime, no real cluster")
     print(f"kubectl: export KUBECONFIG={box.kubeconfig}")
     try:
-        box.kubectl("apply", "-f", str(ROOT / "examples" / "agentgraph.yaml"))
+        example = ROOT / "examples" / "agentgraph.yaml"
+        box.kubectl("apply", "-f", str(example))
         proxy = box.service("default", "support-agent")
         print(f"Service support-agent: {proxy.url}")
+        print(f"a token for it: export TOKEN={example_token(example)}")
+        print(
+            f"try: curl -s {proxy.url}/v1/graph/invoke -H 'content-type: application/json' "
+            '-H "Authorization: Bearer $TOKEN" -d \'{"messages": ["Where is my order 1002?"]}\''
+        )
         last = ""
         while True:
             graph = (

@@ -1,8 +1,10 @@
-"""The ``agentflow`` command: ``api`` serves a graph, ``init`` writes a starter project."""
+"""The ``agentflow`` command: ``api`` serves a graph, ``init`` writes a starter project,
+``build`` writes deployment files, ``token`` mints a JWT for local use."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import tempfile
@@ -202,6 +204,61 @@ def _write_all(directory: Path, files: dict[str, str], force: bool) -> None:
 
 
 STARTER_FILES = {"graph.py": "graph.py", "agentflow.json": "agentflow.json"}
+
+
+@main.command()
+@click.option(
+    "--sub",
+    "subject",
+    default="dev",
+    show_default=True,
+    help="The subject: whose threads the token's requests see and create.",
+)
+@click.option(
+    "--ttl",
+    "ttl_s",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(1, 30 * 24 * 3600),
+    help="Seconds until it expires.",
+)
+@click.option(
+    "--claim",
+    "claims",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An extra claim (repeatable); VALUE is read as JSON when it is JSON, else as text.",
+)
+@click.option(
+    "--private-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key, when JWT_ALGORITHM is RS*/ES* (the server has the public key).",
+)
+def token(subject: str, ttl_s: int, claims: tuple[str, ...], private_key: Path | None) -> None:
+    """Print a JWT the server accepts, made from the same settings (JWT_SECRET_KEY,
+    JWT_ALGORITHM, JWT_ISSUER, JWT_AUDIENCE): for curl and local clients. Production clients
+    get their tokens from your identity provider."""
+    from agentflow.runtime.auth import RESERVED_CLAIMS, mint_token
+    from agentflow.runtime.settings import SettingsError, load_settings
+
+    extra = {}
+    for claim in claims:
+        name, equals, value = claim.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"{claim!r} is not NAME=VALUE", param_hint="--claim")
+        if name in RESERVED_CLAIMS:
+            raise click.BadParameter(
+                f"{name} is set from --sub, --ttl and the settings", param_hint="--claim"
+            )
+        try:
+            extra[name] = json.loads(value)
+        except ValueError:
+            extra[name] = value
+    try:
+        key = None if private_key is None else private_key.read_text()
+        click.echo(mint_token(load_settings(), subject, ttl_s, extra, key))
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()

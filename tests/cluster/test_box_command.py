@@ -6,6 +6,9 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
+
+import httpx
 
 from tests.conftest import ROOT
 from tests.polling import NotReached, eventually
@@ -33,12 +36,14 @@ def test_the_box_command_starts_reports_and_stops(database_url, redis_url):
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    answer = None
     try:
         eventually(
             lambda: any(line.startswith("Ready=True") for line in lines) or process.poll(),
             within_s=120,
             what="Ready=True",
         )
+        answer = invoke_as_printed(lines)
     except NotReached:
         pass  # the assertions below say what was missing
     finally:
@@ -55,3 +60,19 @@ def test_the_box_command_starts_reports_and_stops(database_url, redis_url):
     assert "Ready=True (3/3 replicas ready), processes: 3" in output
     assert "tearing down" in output
     assert process.returncode == 0
+    assert answer is not None
+    assert answer.status_code == 200, answer.text  # the printed token works
+    kubeconfig = next(line for line in lines if "export KUBECONFIG=" in line).split("=", 1)[1]
+    assert not Path(kubeconfig).parent.exists()  # its temporary folder is gone
+
+
+def invoke_as_printed(lines: list[str]) -> httpx.Response:
+    """What the printed curl line does, with the printed URL and token."""
+    url = next(line for line in lines if line.startswith("Service support-agent: ")).split()[-1]
+    token = next(line for line in lines if "export TOKEN=" in line).split("=", 1)[1]
+    return httpx.post(
+        f"{url}/v1/graph/invoke",
+        json={"messages": ["Where is my order 1002?"]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,6 +36,46 @@ class AuthError(AgentflowError):
         # RFC 6750: tell the client which scheme to use, and (without the token) why.
         reason = "invalid_request" if code == "missing_token" else "invalid_token"
         self.headers = {"WWW-Authenticate": f'Bearer error="{reason}"'}
+
+
+RESERVED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")
+
+
+def mint_token(
+    settings: Settings,
+    subject: str,
+    ttl_s: int,
+    claims: Mapping[str, Any] | None = None,
+    private_key: str | None = None,
+) -> str:
+    """A token this server's settings accept: ``sub``, ``iat``, ``exp``, the configured
+    ``iss`` and ``aud``, and ``claims``, signed with JWT_SECRET_KEY (HS*) or, for RS*/ES*,
+    with ``private_key`` (PEM: the server itself holds only the public key)."""
+    now = int(time.time())
+    payload: dict[str, Any] = {**(claims or {}), "sub": subject, "iat": now, "exp": now + ttl_s}
+    if settings.jwt_issuer:
+        payload["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        payload["aud"] = settings.jwt_audience
+    algorithm = settings.jwt_algorithm
+    if algorithm in HMAC_ALGORITHMS:
+        if settings.jwt_secret_key is None:
+            raise SettingsError(
+                "JWT_SECRET_KEY is not set: a server without it needs no token; set it to the "
+                "server's value to mint one"
+            )
+        key: Any = settings.jwt_secret_key.get_secret_value()
+    elif private_key is None:
+        raise SettingsError(
+            f"{algorithm} tokens are signed with a private key: pass --private-key with the "
+            "PEM file whose public key the server has as JWT_PUBLIC_KEY"
+        )
+    else:
+        key = private_key
+    try:
+        return jwt.encode(payload, key, algorithm)
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise SettingsError(f"the private key cannot sign {algorithm} tokens: {error}") from None
 
 
 class Authenticator:

@@ -256,6 +256,15 @@ class Settings(BaseSettings):
     def _postgres_url(cls, value: str | None) -> str | None:
         return None if value is None else _checked_url(value, ("postgres", "postgresql"))
 
+    @field_validator("jwt_secret_key", "jwt_public_key", "stream_token_secret")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty value (an unset variable in a compose file) is a mistake: it must neither
+        # turn auth off silently nor sign with an empty key.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty: set a key, or unset the variable")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
