@@ -45,6 +45,26 @@ def leaks_in(log: str, secrets: set[str]) -> list[str]:
     return found + [f"the secret {secret[:3]}..." for secret in secrets if secret in log]
 
 
+# The tiers (README "Testing"): marked here from where a test lives and what it uses, so a new
+# test lands in the right tier without remembering to mark it.
+_CLUSTER_DIRS = {"cluster", "operator", "kube", "chart"}
+_SLOW_DIRS = {"cluster", "shared", "browser", "compat", "images", "chart"}
+# Modules whose every test starts processes, one per case, or waits on signals.
+_SLOW_MODULES = {"test_settings.py", "test_operator_process.py", "test_startup_and_shutdown.py"}
+_SERVICE_FIXTURES = {"database_url", "redis_url", "own_postgres", "own_redis"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(item.path).relative_to(ROOT / "tests").parts[0]
+        if folder in _CLUSTER_DIRS:
+            item.add_marker(pytest.mark.cluster)
+        if folder in _SLOW_DIRS or Path(item.path).name in _SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_in_any_server_log() -> Iterator[None]:
     """Once the whole suite ran: not one log of the servers it started holds a token, a

@@ -100,6 +100,7 @@ def staged() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_the_generated_image_serves_the_project_with_its_requirements(project, staged):
     (project / "requirements.txt").write_text("six>=1.16\n")
     graph = project / "graph.py"

@@ -5,6 +5,7 @@ events and say so with a ``gap`` event; positions (SSE ids) stay those of the ru
 import asyncio
 
 import httpx
+import pytest
 
 from agentflow.graph import StreamChunk
 from agentflow.graph.publisher import IteratorPublisher
@@ -74,6 +75,7 @@ async def test_a_runs_log_keeps_its_newest_events_within_count_and_bytes():
     assert read[0].data == {"missed": 100 - len(kept)}
 
 
+@pytest.mark.slow
 def test_ten_unread_streams_of_200k_events_keep_the_server_under_300_mb(tmp_path):
     """Ten clients open a stream of 200,000 events each and never read it: with the default
     settings the server holds at most AGENTFLOW_STREAM_MAX_EVENTS of each (buffer and log).

@@ -138,6 +138,7 @@ def first_lines(flooders: list[subprocess.Popen[str]], within_s: float) -> list[
     return [lines[index] for index in range(len(flooders))]
 
 
+@pytest.mark.slow
 def test_twenty_thousand_half_open_connections_do_not_stop_a_normal_client(tmp_path):
     """The server runs under a limit of 8,192 open files, as a container may: without a
     connection cap the flood takes them all, and nobody else gets a connection."""
