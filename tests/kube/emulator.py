@@ -187,6 +187,14 @@ class Emulator:
         caller: Caller,
     ) -> Response:
         cluster, query, method = self.cluster, request.query_params, request.method
+        if query.get("dryRun") and method in ("POST", "PUT", "PATCH", "DELETE"):
+            # Refused rather than ignored: ignoring it would write what the caller asked only
+            # to check (kubectl --dry-run=server).
+            raise ApiError(
+                400,
+                "BadRequest",
+                "dryRun is not emulated: the request would be carried out, so it is refused",
+            )
         if name is None:
             if method == "GET" and query.get("watch") in ("1", "true"):
                 return self._watch(request, rtype, namespace)

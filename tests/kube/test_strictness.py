@@ -317,3 +317,12 @@ def test_a_selector_watch_sees_objects_enter_and_leave_its_selection(api):
     with api.stream("GET", CM, params=query) as stream:
         events = [yaml.safe_load(line)["type"] for line in stream.iter_lines() if line]
     assert events == ["ADDED", "DELETED"]
+
+
+def test_a_dry_run_writes_nothing(api):
+    """kube-apiserver checks a dry run and stores nothing; the emulator does not emulate it,
+    so it refuses it instead of writing the object."""
+    answer = api.post(f"{CM}?dryRun=All", json={"metadata": {"name": "dry"}, "data": {}})
+    assert answer.status_code == 400
+    assert "dryRun is not emulated" in answer.json()["message"]
+    assert api.get(f"{CM}/dry").status_code == 404
