@@ -14,6 +14,7 @@ from types import FrameType
 
 import click
 
+from agentflow import PYTHON_VERSIONS
 from agentflow.checkpoint import Checkpointer, CheckpointerError, InMemoryCheckpointer
 from agentflow.graph import CompiledGraph
 
@@ -149,7 +150,7 @@ async def _preflight(checkpointer: Checkpointer) -> None:
     "--python-version",
     default="3.11",
     show_default=True,
-    type=click.Choice(["3.11", "3.12", "3.13"]),
+    type=click.Choice(PYTHON_VERSIONS),
 )
 def build(
     docker_compose: bool,
