@@ -3,7 +3,7 @@
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -160,6 +160,20 @@ def sse_events(client: httpx.Client, method: str, path: str, **kwargs) -> Iterat
 LONG_RUN = {"initial_state": {"events": 60, "async_sleep_s": 0.25}}  # 15 s
 
 
+def stream_in_background(
+    client: httpx.Client, pool: ThreadPoolExecutor, body: dict
+) -> tuple[list[tuple], Future[None], str]:
+    """Stream a run from the pool; once its first event came: the events so far (the list
+    grows), the stream's future, and the path that joins the run."""
+    streamed: list[tuple] = []
+    future = pool.submit(
+        lambda: streamed.extend(sse_events(client, "POST", "/v1/graph/stream", json=body))
+    )
+    eventually(lambda: streamed, within_s=30, what="the run's first event")
+    run_id = streamed[0][2]["run_id"]
+    return streamed, future, f"/v1/threads/{body['config']['thread_id']}/runs/{run_id}/stream"
+
+
 def test_a_redis_restart_mid_run_ends_joiners_clearly_and_the_log_recovers(
     database_url, own_redis, tmp_path
 ):
@@ -173,12 +187,7 @@ def test_a_redis_restart_mid_run_ends_joiners_clearly_and_the_log_recovers(
     body = {**LONG_RUN, "config": {"thread_id": "restarts"}, "response_granularity": "full"}
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client, ThreadPoolExecutor(2) as pool:
-            streamed: list[tuple] = []
-            streaming = pool.submit(
-                lambda: streamed.extend(sse_events(client, "POST", "/v1/graph/stream", json=body))
-            )
-            eventually(lambda: streamed, within_s=30, what="the run's first event")
-            path = f"/v1/threads/restarts/runs/{streamed[0][2]['run_id']}/stream"
+            streamed, streaming, path = stream_in_background(client, pool, body)
             joined: list[tuple] = []
             joining = pool.submit(lambda: joined.extend(sse_events(client, "GET", path)))
             eventually(lambda: len(joined) > 3, within_s=30, what="the joiner reading")
@@ -224,12 +233,7 @@ def test_joiners_past_the_followers_cap_get_503_and_nothing_else_breaks(
     body = {**LONG_RUN, "config": {"thread_id": "followed"}, "response_granularity": "full"}
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client, ThreadPoolExecutor(3) as pool:
-            streamed: list[tuple] = []
-            streaming = pool.submit(
-                lambda: streamed.extend(sse_events(client, "POST", "/v1/graph/stream", json=body))
-            )
-            eventually(lambda: streamed, within_s=30, what="the run's first event")
-            path = f"/v1/threads/followed/runs/{streamed[0][2]['run_id']}/stream"
+            streamed, streaming, path = stream_in_background(client, pool, body)
             joiners = [[], []]
             joining = [
                 pool.submit(lambda j=j: j.extend(sse_events(client, "GET", path))) for j in joiners
