@@ -2,6 +2,8 @@
 
 * ``two_nodes``: a sync node and an async node, each waiting BENCH_SLEEP_MS (the stand-ins for
   a tool call and a model call), as the bare reference app does.
+* ``tool_and_model``: the same waits, each node adding a message (a tool result, then the
+  model's answer), as an agent's turn does.
 * ``emitter``: one async node emitting BENCH_EVENTS custom events, yielding to the event loop
   between them as a node relaying an LLM's tokens does.
 * ``waiter``: one async node waiting BENCH_IDLE_S in silence, to hold streams open.
@@ -29,6 +31,16 @@ async def model(state: MessagesState) -> dict[str, Any]:
     return {"messages": [{"role": "assistant", "content": "ok"}]}
 
 
+def tool_call(state: MessagesState) -> dict[str, Any]:
+    time.sleep(SLEEP_S)
+    return {"messages": [{"role": "tool", "content": "order 1002: shipped"}]}
+
+
+async def answer(state: MessagesState) -> dict[str, Any]:
+    await asyncio.sleep(SLEEP_S)
+    return {"messages": [{"role": "assistant", "content": "Your order has shipped."}]}
+
+
 async def tokens(state: MessagesState) -> dict[str, Any]:
     for index in range(EVENTS):
         emit({"token": index})
@@ -53,5 +65,6 @@ def _chain(*nodes: Any) -> Any:
 
 
 two_nodes = _chain(tool, model)
+tool_and_model = _chain(tool_call, answer)
 emitter = _chain(tokens)
 waiter = _chain(wait)

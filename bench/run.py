@@ -4,7 +4,10 @@
     bash bench/run --quick              # 5 s per load measurement instead of 10
     bash bench/run --only invoke,events # some scenarios
 
-Scenarios (the performance issue's letters):
+Scenarios (the performance issues' letters):
+    headline  the request agentflow's client sends (content blocks, a new thread each), a graph
+              adding two messages, default settings (access log on), 10 ms and 0 ms waits,
+              invoke and stream, 64 connections, with the server's CPU per request
     invoke    (a) the two-node graph (10 ms sync + 10 ms async), invoke, 20 and 64 connections
     overhead  (b) the same graph with 0 ms waits: pure overhead, 20 connections
     stream    (c) the two-node graph over SSE, 20 and 64 connections
@@ -77,11 +80,14 @@ def agentflow(
     workers: int = 1,
     sleep_ms: int = 10,
     env: dict[str, str] | None = None,
+    defaults: bool = False,
 ) -> Server:
+    """A server at log level warning (no access line per request), or with ``defaults`` the
+    settings a user gets (info, with the access log)."""
     command = (sys.executable, "-m", "agentflow", "api", "--port", str(port))
     settings = {
         "AGENTFLOW_GRAPH": f"bench.graphs:{graph}",
-        "LOG_LEVEL": "WARNING",
+        **({} if defaults else {"LOG_LEVEL": "WARNING"}),
         "BENCH_SLEEP_MS": str(sleep_ms),
         **(env or {}),
     }
@@ -99,6 +105,8 @@ class Figure:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: float  # server CPU (all its processes) per request
+    body: str  # the request: plain or blocks
 
 
 @dataclass
@@ -141,7 +149,11 @@ def _answers(port: int) -> bool:
         return False
 
 
-def wrk(port: int, path: str, connections: int, seconds: int) -> tuple[float, float, float, int]:
+def wrk(
+    port: int, path: str, connections: int, seconds: int, body: str = "plain"
+) -> tuple[float, float, float, int]:
+    """req/s, p50 and p99 ms, errors; ``body`` is ``plain`` (``["hi"]``) or ``blocks`` (the
+    message as agentflow's client sends it)."""
     result = subprocess.run(
         [
             *("wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency"),
@@ -151,6 +163,7 @@ def wrk(port: int, path: str, connections: int, seconds: int) -> tuple[float, fl
         text=True,
         timeout=seconds + 60,
         check=True,
+        env={**os.environ, "BENCH_BODY": body},
     )
     out = result.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -166,21 +179,27 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def load(server: Server, path: str, connection_counts: list[int]) -> Step:
-    """wrk against ``path`` at each connection count: a warm-up, then ``repeats`` figures."""
+def load(server: Server, path: str, connection_counts: list[int], body: str = "plain") -> Step:
+    """wrk against ``path`` at each connection count: a warm-up, then ``repeats`` figures,
+    each with the server's CPU per request."""
 
     def measure(process: subprocess.Popen[bytes], options: Options, results: Results) -> None:
         scenario = "invoke" if path == INVOKE else "stream"
         if server.sleep_ms != 10:
             scenario += f", {server.sleep_ms} ms waits"
+        if body == "blocks":
+            scenario += ", client's request"
         for connections in connection_counts:
-            wrk(server.port, path, connections, 2)
+            wrk(server.port, path, connections, 2, body)
             for _ in range(options.repeats):
-                rps, p50, p99, errors = wrk(server.port, path, connections, options.seconds)
-                figure = Figure(server, scenario, connections, rps, p50, p99, errors)
+                cpu_before = procfs.tree_cpu_seconds(process.pid)
+                rps, p50, p99, errors = wrk(server.port, path, connections, options.seconds, body)
+                cpu = procfs.tree_cpu_seconds(process.pid) - cpu_before
+                cpu_ms = cpu * 1000 / max(rps * options.seconds, 1)
+                figure = Figure(server, scenario, connections, rps, p50, p99, errors, cpu_ms, body)
                 results.load.append(figure)
 
-    return server, f"{path} {connection_counts}", measure
+    return server, f"{path} {connection_counts} {body}", measure
 
 
 def events(server: Server, path: str, body: dict[str, object]) -> Step:
@@ -259,7 +278,18 @@ def scenarios(database_url: str) -> dict[str, list[Step]]:
     body: dict[str, object] = {"messages": ["hi"]}
     reference = load(bare_10, INVOKE, [20, 64])
     invoke = load(memory_10, INVOKE, [20, 64])
+    # The headline: the request agentflow's client sends (a content-block message, a new
+    # thread each), a graph whose turn adds two messages, the server's default settings.
+    real_10 = agentflow("agentflow defaults", 8608, "tool_and_model", defaults=True)
+    real_0 = agentflow("agentflow defaults", 8609, "tool_and_model", sleep_ms=0, defaults=True)
     return {
+        "headline": [
+            load(bare_10, INVOKE, [64], "blocks"),
+            load(real_10, INVOKE, [64], "blocks"),
+            load(real_10, STREAM, [64], "blocks"),
+            load(bare_0, INVOKE, [64], "blocks"),
+            load(real_0, INVOKE, [64], "blocks"),
+        ],
         "invoke": [reference, invoke],
         "overhead": [load(bare_0, INVOKE, [20]), load(memory_0, INVOKE, [20])],
         "stream": [reference, load(memory_10, STREAM, [20, 64])],
@@ -295,7 +325,7 @@ async def fresh_database() -> str:
 
 
 def main() -> None:
-    every = ["invoke", "overhead", "stream", "events", "postgres", "idle", "operator"]
+    every = ["headline", "invoke", "overhead", "stream", "events", "postgres", "idle", "operator"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 s per load measurement")
     parser.add_argument("--repeats", type=int, default=2)
@@ -336,20 +366,20 @@ def print_results(results: Results) -> None:
 
 def print_load_table(figures: list[Figure]) -> None:
     """One row per measurement; the ratio is to the bare reference's mean with the same waits
-    at the same concurrency."""
-    reference: dict[tuple[int, int], list[float]] = {}
+    and request at the same concurrency."""
+    reference: dict[tuple[int, int, str], list[float]] = {}
     for figure in figures:
         if figure.server.bare:
-            key = (figure.server.sleep_ms, figure.connections)
+            key = (figure.server.sleep_ms, figure.connections, figure.body)
             reference.setdefault(key, []).append(figure.rps)
-    print("| server | scenario | conns | req/s | p50 ms | p99 ms | errors | vs bare |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| server | scenario | conns | req/s | p50 ms | p99 ms | errors | CPU ms/req | vs bare |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for f in figures:
-        same = reference.get((f.server.sleep_ms, f.connections))
+        same = reference.get((f.server.sleep_ms, f.connections, f.body))
         ratio = f"{f.rps / statistics.mean(same):.0%}" if same else "-"
         print(
             f"| {f.server.name} | {f.scenario} | {f.connections} | {f.rps:,.0f} "
-            f"| {f.p50_ms:.1f} | {f.p99_ms:.1f} | {f.errors} | {ratio} |"
+            f"| {f.p50_ms:.1f} | {f.p99_ms:.1f} | {f.errors} | {f.cpu_ms:.2f} | {ratio} |"
         )
 
 
