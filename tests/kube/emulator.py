@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.kube.cluster import ApiError, Caller, Cluster, ResourceType
-from tests.kube.jsonpath import evaluate as jsonpath
+from tests.kube.printers import table
 from tests.kube.rbac import Access, authenticate, token_for
 from tests.polling import eventually
 
@@ -209,7 +209,7 @@ class Emulator:
                     query.get("continue"),
                 )
                 if "as=Table" in request.headers.get("accept", ""):
-                    return JSONResponse(self._table(rtype, items))
+                    return JSONResponse(table(rtype.kind, rtype.printer_columns, items))
                 metadata = {"resourceVersion": str(cluster.rv)}
                 if token:
                     metadata["continue"] = token
@@ -230,7 +230,7 @@ class Emulator:
             if sub == "scale":
                 return JSONResponse(cluster.scale_of(rtype, obj))
             if "as=Table" in request.headers.get("accept", ""):
-                return JSONResponse(self._table(rtype, [obj]))
+                return JSONResponse(table(rtype.kind, rtype.printer_columns, [obj]))
             return JSONResponse(obj)
         if method == "PUT":
             body = await self._body(request)
@@ -454,83 +454,6 @@ class Emulator:
             "paths": paths,
             "components": {"schemas": schemas},
         }
-
-    @staticmethod
-    def _table(rtype: ResourceType, items: list[dict[str, Any]]) -> dict[str, Any]:
-        columns = [
-            {
-                "name": "Name",
-                "type": "string",
-                "format": "name",
-                "description": "Name",
-                "priority": 0,
-            }
-        ]
-        paths: list[str] = []
-        for column in rtype.printer_columns or [
-            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
-        ]:
-            columns.append(
-                {
-                    "name": column["name"],
-                    "type": column.get("type", "string"),
-                    "format": "",
-                    "description": column.get("description", ""),
-                    "priority": column.get("priority", 0),
-                }
-            )
-            paths.append(column["jsonPath"])
-        rows = []
-        for obj in items:
-            cells: list[Any] = [obj["metadata"]["name"]]
-            kinds = [str(c["type"]) for c in columns[1:]]
-            cells += [
-                _cell(jsonpath(obj, path), kind) for path, kind in zip(paths, kinds, strict=True)
-            ]
-            meta = {
-                "name": obj["metadata"]["name"],
-                "namespace": obj["metadata"].get("namespace"),
-                "creationTimestamp": obj["metadata"].get("creationTimestamp"),
-            }
-            rows.append(
-                {
-                    "cells": cells,
-                    "object": {
-                        "kind": "PartialObjectMetadata",
-                        "apiVersion": "meta.k8s.io/v1",
-                        "metadata": meta,
-                    },
-                }
-            )
-        return {
-            "kind": "Table",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": {},
-            "columnDefinitions": columns,
-            "rows": rows,
-        }
-
-
-def _cell(values: list[Any], kind: str) -> Any:
-    if not values:
-        return None
-    if kind == "date":  # the API server renders dates as ages, like "5m" or "2d"
-        return _age(str(values[0]))
-    return values[0] if len(values) == 1 else ",".join(map(str, values))
-
-
-def _age(timestamp: str) -> str:
-    from datetime import UTC, datetime
-
-    seconds = int(
-        (
-            datetime.now(UTC) - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-        ).total_seconds()
-    )
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
 
 
 def _verb_of(request: Request, named: bool) -> str:

@@ -62,6 +62,26 @@ def test_kubectl_apply_get_scale_and_explain(kube, operator):
         "http://support-agent.default.svc.cluster.local:80",
     ]
 
+    # Built-in kinds get kube-apiserver's own columns, not just NAME and AGE.
+    deployments = kubectl("get", "deployments").splitlines()
+    assert deployments[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert deployments[1].split()[:4] == ["support-agent", "3/3", "3", "0"]
+    services = kubectl("get", "services").splitlines()
+    assert services[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert services[1].split()[0:2] == ["support-agent", "ClusterIP"]
+    assert services[1].split()[4] == "80/TCP"
+    budgets = kubectl("get", "pdb").splitlines()
+    assert budgets[0].split() == [
+        "NAME",
+        "MIN",
+        "AVAILABLE",
+        "MAX",
+        "UNAVAILABLE",
+        "ALLOWED",
+        "DISRUPTIONS",
+        "AGE",
+    ]
+
     assert "scaled" in kubectl("scale", "ag/support-agent", "--replicas=5")
     eventually(
         lambda: (
