@@ -309,6 +309,7 @@ class _RedisLog(RunLog):
         self._start = orjson.dumps({"owner": owner or "", "worker": broker.worker_id})
         self._started = False
         self._pending: list[tuple[int, bytes]] = []
+        self._holding = False  # Redis failed: keep only the newest chunk until it answers
         self._count = 0
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()  # nothing pending, or Redis failing
@@ -321,8 +322,12 @@ class _RedisLog(RunLog):
             await self._write()
 
     def publish(self, chunk: StreamChunk) -> None:
-        self._pending.append((self._count, chunk.json()))
+        entry = (self._count, chunk.json())
         self._count += 1
+        if self._holding and self._pending:
+            self._pending[-1] = entry  # Redis is failing: only the newest is kept
+        else:
+            self._pending.append(entry)
         self._settled.clear()
         if self._flusher is None:
             self._flusher = self._broker.keep(self._flush_forever())
@@ -339,7 +344,10 @@ class _RedisLog(RunLog):
                 await asyncio.sleep(0)
                 continue
             if self._broker.available and await self._write():
+                self._holding = False
                 continue
+            self._holding = True
+            del self._pending[:-1]  # lost but for the newest: it may be the run's end
             self._settled.set()  # close() does not wait for Redis to come back
             kept_until = (self._closed_at or time.monotonic()) + self._broker.retain_s
             if time.monotonic() > kept_until:  # the log has expired by now: nothing to mend
@@ -349,7 +357,7 @@ class _RedisLog(RunLog):
 
     async def _write(self) -> bool:
         """Write what is pending (and the start mark, if Redis has none); False if Redis
-        failed, keeping only the newest chunk."""
+        failed, with everything still pending."""
         batch, self._pending = self._pending, []
         try:
             # The start mark is written again only if Redis lost it (restarted without
@@ -360,7 +368,7 @@ class _RedisLog(RunLog):
             pass  # an entry an earlier, broken-off attempt had written already: it is there
         except (RedisError, OSError) as error:
             self._broker._failed("writing a run's events", error)
-            self._pending = batch[-1:] + self._pending
+            self._pending = batch + self._pending
             return False
         self._started = True
         return True
