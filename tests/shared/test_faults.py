@@ -277,3 +277,24 @@ def test_a_runs_log_in_redis_keeps_about_its_newest_max_events(database_url, red
     assert [event_id for event_id, _, _ in kept] == [
         str(i) for i in range(gap[2]["data"]["missed"], int(kept[-1][0]) + 1)
     ]
+
+
+def test_a_node_silent_longer_than_the_retention_keeps_its_log(database_url, redis_url, tmp_path):
+    """AGENTFLOW_STREAM_RETAIN_S counts from a run's end: a node silent for longer (an agent
+    waiting on a slow model) does not let its log expire under its joiners."""
+    env = shared_env(database_url, redis_url, f"faults-{uuid.uuid4().hex[:8]}")
+    server = start_server(tmp_path, {**env, "AGENTFLOW_STREAM_RETAIN_S": "3"})
+    body = {
+        "initial_state": {"events": 2, "async_sleep_s": 5},  # 5 s of silence after each
+        "config": {"thread_id": "silent"},
+        "response_granularity": "full",
+    }
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client, ThreadPoolExecutor(2) as pool:
+            streamed, streaming, path = stream_in_background(client, pool, body)
+            joined = list(sse_events(client, "GET", path))
+            streaming.result(timeout=60)
+    finally:
+        server.stop()
+    assert [event for _, event, _ in joined] == [event for _, event, _ in streamed]
+    assert joined[-1][2]["data"]["status"] == "success"

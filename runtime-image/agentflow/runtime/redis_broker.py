@@ -11,7 +11,8 @@ Layout, per graph (``{g}`` is the graph id):
   joiners as a ``gap``. Both keys expire ``retain_s`` after the last write.
 * ``agentflow:{g}:worker:{worker_id}`` exists while that worker process lives (written every
   HEARTBEAT_S, expiring after WORKER_TTL_S): a joiner of a run whose worker died learns it
-  within WORKER_TTL_S instead of waiting for the log to expire.
+  within WORKER_TTL_S instead of waiting for the log to expire. The same heartbeat keeps the
+  logs of the worker's runs in progress from expiring while a node is silent.
 * ``agentflow:{g}:stop`` is a pub/sub channel of ``{"thread_id", "run_id", "owner"}``
   messages; every worker listens and stops the run if it executes it and the owner matches.
 
@@ -111,6 +112,7 @@ class RedisRunBroker(RunBroker):
         self._following = 0
         self._down_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.live_logs: set[str] = set()  # keys of the logs of runs in progress here
 
     # ------------------------------------------------------------------ life cycle
 
@@ -163,10 +165,17 @@ class RedisRunBroker(RunBroker):
         self._down_until = time.monotonic() + BACKOFF_S
 
     async def _say_alive(self) -> None:
+        """Mark this worker alive, and keep the logs of its runs in progress from expiring
+        while a node is silent for longer than ``retain_s``."""
         key = self._worker_key(self.worker_id)
         while True:
             try:
-                await self.redis.set(key, b"1", ex=WORKER_TTL_S)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(key, b"1", ex=WORKER_TTL_S)
+                    for log_key in list(self.live_logs):
+                        pipe.expire(log_key, int(self.retain_s))
+                        pipe.expire(f"{log_key}:start", int(self.retain_s))
+                    await pipe.execute()
             except (RedisError, OSError) as error:
                 self._failed("telling other workers this one is alive", error)
             await asyncio.sleep(HEARTBEAT_S)
@@ -255,8 +264,8 @@ class RedisRunBroker(RunBroker):
             log_kept, worker_alive = await pipe.execute()
         if not log_kept:
             return RunAbandonedError(
-                f"the events of run {run_id} expired before the run ended (its worker "
-                "stopped, or wrote nothing for AGENTFLOW_STREAM_RETAIN_S)"
+                f"the events of run {run_id} are gone before the run ended (its worker "
+                "stopped, or Redis lost them)"
             )
         if not worker_alive:
             return RunAbandonedError(
@@ -318,6 +327,7 @@ class _RedisLog(RunLog):
 
     async def start(self) -> None:
         """Mark the run as started, so that it can be joined from the moment it is."""
+        self._broker.live_logs.add(self._key)
         if self._broker.available:
             await self._write()
 
@@ -398,6 +408,7 @@ class _RedisLog(RunLog):
     async def close(self) -> None:
         """Wait until every chunk published so far is written, unless Redis is failing."""
         self._closed_at = time.monotonic()
+        self._broker.live_logs.discard(self._key)
         self._wake.set()
         if self._flusher is not None:
             await self._settled.wait()
