@@ -163,3 +163,31 @@ def test_twenty_thousand_half_open_connections_do_not_stop_a_normal_client(tmp_p
             flooder.wait()
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def test_past_the_cap_with_every_connection_busy_a_new_one_gets_503(tmp_path):
+    """Two connections streaming long runs, a cap of two: nothing can be displaced, so the
+    third connection is told why before it is closed, not reset."""
+    server = start_server(tmp_path, {**GRAPH, "AGENTFLOW_MAX_CONNECTIONS": "2"})
+    body = {"messages": ["hi"], "initial_state": {"events": 1, "async_sleep_s": 30}}
+    try:
+        with (
+            httpx.Client(base_url=server.url, timeout=30) as first,
+            httpx.Client(base_url=server.url, timeout=30) as second,
+        ):
+            streams = [c.stream("POST", "/v1/graph/stream", json=body) for c in (first, second)]
+            opened = [stream.__enter__() for stream in streams]
+            assert [response.status_code for response in opened] == [200, 200]
+            with connect(server) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                status, error = status_and_error(read_all(sock))
+            for stream in streams:
+                stream.__exit__(None, None, None)
+    finally:
+        server.stop()
+    assert status == "HTTP/1.1 503 Service Unavailable"
+    assert error == {
+        "code": "too_many_connections",
+        "message": "the server holds 2 connections, all busy, its limit "
+        "(AGENTFLOW_MAX_CONNECTIONS): retry later",
+    }

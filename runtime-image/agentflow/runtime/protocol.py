@@ -35,6 +35,8 @@ DESCRIPTORS_RESERVED = 256
 # Room for the request line (the URL) on top of the headers' own limit: between the two the
 # app's 431 answers (it names the headers' size); past this the head is refused unread.
 REQUEST_LINE_ROOM = 16 * 1024
+# How long a refused connection is still read from before it is closed (see _refuse).
+LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,17 +83,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.limits = connection_limits()
         self._head_deadline: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             if not self._waiting:  # every connection is busy with a request: refuse this one
-                self.transport.close()
+                message = (
+                    f"the server holds {self.limits.max_connections} connections, all busy, "
+                    "its limit (AGENTFLOW_MAX_CONNECTIONS): retry later"
+                )
+                self._refuse(ErrorInfo(503, "too_many_connections", message))
                 return
             next(iter(self._waiting))._shed()
         self._wait_for_head()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered already: what the client still sends is read and dropped
         super().data_received(data)
         if self in self._waiting and not self.transport.is_closing():
             self._head_bytes += len(data)
@@ -142,7 +151,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _refuse(self, info: ErrorInfo) -> None:
-        """Answer a request whose head never became a request, and close."""
+        """Answer a connection whose request is not served (its head never arrived, is too
+        large, or there is no room for it), and close."""
         self._stop_waiting()
         body = orjson.dumps({"error": info.to_dict()})
         head = (
@@ -152,7 +162,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             "connection: close\r\n\r\n"
         )
         self.transport.write(head.encode("ascii") + body)
-        self.transport.close()
+        # Close only a moment later, reading meanwhile: closing with the client's request
+        # unread would reset the connection, and the client could lose the answer with it.
+        self._refused = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
 
-_REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
+_REASONS = {
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
