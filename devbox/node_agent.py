@@ -366,12 +366,15 @@ class NodeAgent:
                 }
             ],
         }
+        await self._patch_status(f"{path}/{replica.name}/status", status)
+
+    async def _patch_status(self, path: str, status: dict[str, Any]) -> None:
+        """Write an object's status, as the kubelet and controllers do (a merge patch of the
+        status subresource); an object deleted meanwhile (404) is nothing to write."""
         written = await self.api.patch(
-            f"{path}/{replica.name}/status",
-            json={"status": status},
-            headers={"content-type": "application/merge-patch+json"},
+            path, json={"status": status}, headers={"content-type": "application/merge-patch+json"}
         )
-        if written.status_code != 404:  # 404: the pod went away meanwhile
+        if written.status_code != 404:
             written.raise_for_status()
 
     async def _write_status(
@@ -415,10 +418,7 @@ class NodeAgent:
             "conditions": conditions,
         }
         if deployment.get("status") != status:
-            written = await self.api.patch(
+            await self._patch_status(
                 f"/apis/apps/v1/namespaces/{meta['namespace']}/deployments/{meta['name']}/status",
-                json={"status": status},
-                headers={"content-type": "application/merge-patch+json"},
+                status,
             )
-            if written.status_code != 404:  # 404: the Deployment went away meanwhile
-                written.raise_for_status()
