@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -34,8 +35,8 @@ _GIVEN_SECRETS: set[str] = set()
 def _secrets_in(env: dict[str, str]) -> set[str]:
     secrets = {value for name, value in env.items() if _SECRET_NAMES.search(name)}
     for name in ("DATABASE_URL", "REDIS_URL"):
-        if (url := env.get(name)) and (match := re.search(r"://[^/:@]*:([^@/]+)@", url)):
-            secrets.add(match.group(1))
+        if (url := env.get(name)) and (password := urlsplit(url).password):
+            secrets.add(password)
     return {secret for secret in secrets if len(secret) >= 6}
 
 

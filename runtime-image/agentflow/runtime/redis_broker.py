@@ -43,6 +43,7 @@ from redis.exceptions import RedisError, ResponseError
 from agentflow.errors import AgentflowError
 from agentflow.graph.types import StreamChunk
 from agentflow.ids import new_id
+from agentflow.jsonbytes import dumps_to_keep
 from agentflow.runtime.broker import (
     BrokerUnavailableError,
     NothingAfterTheEnd,
@@ -315,7 +316,7 @@ class _RedisLog(RunLog):
     def __init__(self, broker: RedisRunBroker, key: str, owner: str | None) -> None:
         self._broker = broker
         self._key = key
-        self._start = orjson.dumps({"owner": owner or "", "worker": broker.worker_id})
+        self._start = dumps_to_keep({"owner": owner or "", "worker": broker.worker_id})
         self._started = False
         self._pending: list[tuple[int, bytes]] = []
         self._holding = False  # Redis failed: keep only the newest chunk until it answers
