@@ -43,7 +43,7 @@ class OperatorConfig(BaseSettings):
         "turns it off.",
     )
     workers: int = Field(
-        4, ge=1, le=64, description="Graphs reconciled at once (each in its own thread)."
+        8, ge=1, le=64, description="Graphs reconciled at once (each in its own thread)."
     )
     resync_s: float = Field(
         300,
