@@ -243,7 +243,9 @@ async def test_a_run_continued_after_a_crash_re_runs_only_the_unfinished_nodes()
     assert await store.pending_writes("t", 1) == {"search": {"trail": ["search"]}}
 
     crash, calls = False, []
-    result = await graph.arun(None, thread_id="t", continue_run=True)
+    crashed = await store.get("t")
+    assert crashed is not None
+    result = await graph.arun(None, thread_id="t", run_id=crashed.run_id, continue_run=True)
     assert calls == ["flaky"]  # search's kept write stands in for running it again
     assert result.values["trail"] == ["plan", "search", "flaky", "join"]
     assert result.status == "success"
@@ -254,9 +256,36 @@ async def test_continuing_a_thread_with_nothing_left_to_run_changes_nothing():
     store = InMemoryCheckpointer()
     graph = linear("a", checkpointer=store)
     await graph.ainvoke({}, {"thread_id": "t"})
-    result = await graph.arun(None, thread_id="t", continue_run=True)
+    ended = await store.get("t")
+    assert ended is not None
+    result = await graph.arun(None, thread_id="t", run_id=ended.run_id, continue_run=True)
     assert result.values["trail"] == ["a"]
     assert [c.step for c in await store.history("t")] == [0]  # no step, no checkpoint
+
+
+async def test_continuing_a_run_that_kept_no_step_starts_it_from_its_input():
+    store = InMemoryCheckpointer()
+    graph = linear("a", checkpointer=store)
+    await graph.ainvoke({"trail": ["earlier"]}, {"thread_id": "t"})  # another run's checkpoint
+    result = await graph.arun(
+        {"trail": ["input"]}, thread_id="t", run_id="never-kept", continue_run=True
+    )
+    assert result.values["trail"] == ["earlier", "a", "input", "a"]
+    assert result.steps == 1
+
+
+async def test_continuing_a_run_that_had_parked_ends_it_interrupted_again():
+    store = InMemoryCheckpointer()
+    builder = StateGraph(State)
+    builder.add_node("ask", lambda state: {"trail": [interrupt("go on?")]})
+    builder.add_edge(START, "ask").add_edge("ask", END)
+    graph = builder.compile(checkpointer=store)
+    parked = await graph.arun({}, thread_id="t", run_id="r1")
+    again = await graph.arun(None, thread_id="t", run_id="r1", continue_run=True)
+    assert again.status == "interrupted"
+    assert again.interrupts == parked.interrupts
+    assert again.next == ["ask"]
+    assert len(await store.history("t")) == 1  # nothing ran, nothing was kept
 
 
 async def test_a_failing_router_is_named():

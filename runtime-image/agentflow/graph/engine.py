@@ -110,9 +110,11 @@ class CompiledGraph:
         :meth:`Run.execute`.
 
         ``input`` is applied through the reducers on new and existing threads alike. ``resume``
-        answers the thread's pending interrupt. ``continue_run`` picks up a run that stopped
-        between steps (its process died): from the thread's latest checkpoint, running the
-        nodes it names next, except those whose writes for that step were already kept.
+        answers the thread's pending interrupt. ``continue_run`` picks up run ``run_id`` where
+        it stopped (its process died): from the thread's latest checkpoint if this run wrote
+        it, running the nodes it names next, except those whose writes for that step were
+        already kept (a run that had parked ends interrupted again); a run that kept no step
+        starts afresh from ``input`` and ``resume``.
         ``publish`` receives every :class:`StreamChunk` as it happens, on the event loop's
         thread, and must not block.
         """
@@ -361,6 +363,7 @@ class Run:
         self.to_run: list[str] = []
         self.resumes: dict[str, list[Any]] = {}
         self.pending_writes: dict[str, dict[str, Any]] = {}
+        self.parked: list[Interrupt] = []  # a continued run that had been interrupted
         self.parent_id: str | None = None
 
     async def prepare(
@@ -368,7 +371,7 @@ class Run:
     ) -> None:
         latest = await self.checkpointer.get(self.thread_id) if self.checkpointer else None
         values = latest.values if latest else self.schema.initial_values()
-        if continue_run:
+        if continue_run and latest is not None and latest.run_id == self.run_id:
             await self._continue(latest, values)
             return
         if resume is not MISSING:
@@ -397,13 +400,14 @@ class Run:
         self.latest, self.values = latest, values
         self.parent_id = latest.checkpoint_id if latest else None
 
-    async def _continue(self, latest: Checkpoint | None, values: dict[str, Any]) -> None:
+    async def _continue(self, latest: Checkpoint, values: dict[str, Any]) -> None:
         """Pick up where the thread's latest checkpoint left off: its next nodes, minus those
         whose writes for the step were kept before the run stopped."""
         self.latest, self.values = latest, values
-        self.parent_id = latest.checkpoint_id if latest else None
-        if latest is None or latest.interrupts:
-            return  # nothing to continue: a new thread, or one waiting for a resume
+        self.parent_id = latest.checkpoint_id
+        if latest.interrupts:  # the run had parked: it ends interrupted, as it did
+            self.parked = [Interrupt(**item) for item in latest.interrupts]
+            return
         self.to_run = list(latest.next)
         assert self.checkpointer is not None
         self.pending_writes = await self.checkpointer.pending_writes(
@@ -446,6 +450,9 @@ class Run:
                 self._emit(event, **fields)
             self._emit("state", state=values, metadata={"step": sequence, "nodes": ran})
             resumes, pending_writes = {}, {}
+        if self.parked:
+            assert self.latest is not None
+            return self._result(values, self.parked, list(self.latest.next), 0)
         return self._result(values, [], [], steps)
 
     def _merge(
