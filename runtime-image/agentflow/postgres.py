@@ -70,7 +70,46 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (graph_id, thread_id, step, node)
     );
     """,
+    # 3: background runs, in the order they were submitted (agentflow.runstore.postgres).
+    """
+    CREATE TABLE agentflow_runs (
+        graph_id       text        NOT NULL,
+        run_id         text        NOT NULL,
+        seq            bigserial,
+        thread_id      text        NOT NULL,
+        owner          text,
+        status         text        NOT NULL,
+        request        jsonb       NOT NULL,
+        attempts       integer     NOT NULL DEFAULT 0,
+        worker_key     bigint,
+        created_at     timestamptz NOT NULL DEFAULT now(),
+        started_at     timestamptz,
+        ended_at       timestamptz,
+        result         jsonb,
+        error          jsonb,
+        webhook        jsonb,
+        webhook_status text,
+        PRIMARY KEY (graph_id, run_id)
+    );
+    CREATE INDEX agentflow_runs_open ON agentflow_runs (graph_id, seq)
+        WHERE status IN ('pending', 'running');
+    CREATE INDEX agentflow_runs_of_thread ON agentflow_runs (graph_id, thread_id, seq);
+    CREATE INDEX agentflow_runs_undelivered ON agentflow_runs (graph_id)
+        WHERE webhook_status = 'pending';
+    CREATE INDEX agentflow_runs_ended ON agentflow_runs (graph_id, ended_at)
+        WHERE ended_at IS NOT NULL;
+    """,
 ]
+
+# SQL: true when the process owning ``{table}.worker_key`` still holds its liveness lock.
+WORKER_ALIVE = """
+EXISTS (
+    SELECT FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND ((classid::bigint << 32) | objid::bigint) = {table}.worker_key
+)
+"""
 
 # Postgres down, restarting (OperatorIntervention: shutting down, cannot connect now), or
 # too slow (TimeoutError): the request fails fast with 503; the pool reconnects later.

@@ -31,6 +31,21 @@ GRAPH = {"AGENTFLOW_GRAPH": "tests.graphs.versatile:app"}
             {"JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY": "not a key"},
             "JWT_PUBLIC_KEY is not a PEM public key",
         ),
+        (
+            {"AGENTFLOW_WEBHOOK_ALLOWED_URLS": "https://hooks.example/"},
+            "AGENTFLOW_WEBHOOK_ALLOWED_URLS needs AGENTFLOW_WEBHOOK_SECRET",
+        ),
+        (
+            {
+                "AGENTFLOW_WEBHOOK_ALLOWED_URLS": "ftp://hooks.example/",
+                "AGENTFLOW_WEBHOOK_SECRET": "k",
+            },
+            "'ftp://hooks.example/' is not a webhook URL prefix",
+        ),
+        (
+            {"AGENTFLOW_WEBHOOK_ALLOWED_URLS": "https://u:PW-s3cret@hooks.example/"},
+            "a webhook URL prefix must not carry credentials",
+        ),
     ],
 )
 def test_a_bad_setting_stops_startup_with_one_line_naming_it(env, line):

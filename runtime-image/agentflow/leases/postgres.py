@@ -13,21 +13,11 @@ import time
 
 from agentflow.checkpoint.base import CheckpointerError
 from agentflow.leases.base import Holder, ThreadLease, ThreadLeases, ThreadLockedError
-from agentflow.postgres import PgDatabase
+from agentflow.postgres import WORKER_ALIVE, PgDatabase
 
 logger = logging.getLogger("agentflow.leases")
 
 GIVE_BACK_AGAIN_S = 1.0
-
-# True when the process owning ``worker_key`` still holds its liveness lock.
-_WORKER_ALIVE = """
-EXISTS (
-    SELECT FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND objsubid = 1
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND ((classid::bigint << 32) | objid::bigint) = {table}.worker_key
-)
-"""
 
 _LOCK = f"""
 INSERT INTO agentflow_thread_locks AS l (graph_id, thread_id, holder, worker_key, expires_at)
@@ -35,14 +25,14 @@ VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
 ON CONFLICT (graph_id, thread_id) DO UPDATE
     SET holder = EXCLUDED.holder, worker_key = EXCLUDED.worker_key,
         expires_at = EXCLUDED.expires_at
-    WHERE l.expires_at < now() OR NOT {_WORKER_ALIVE.format(table="l")}
+    WHERE l.expires_at < now() OR NOT {WORKER_ALIVE.format(table="l")}
 RETURNING holder
 """
 
 _HOLDER = f"""
 SELECT holder FROM agentflow_thread_locks AS l
 WHERE graph_id = $1 AND thread_id = $2 AND expires_at >= now()
-  AND {_WORKER_ALIVE.format(table="l")}
+  AND {WORKER_ALIVE.format(table="l")}
 """
 
 

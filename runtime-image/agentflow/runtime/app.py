@@ -16,7 +16,14 @@ from starlette.requests import Request
 from agentflow import __version__
 from agentflow.errors import AgentflowError
 from agentflow.runtime.auth import Authenticator, AuthMiddleware, StreamTokens
-from agentflow.runtime.backends import build_broker, build_checkpointer, build_leases, graph_id_of
+from agentflow.runtime.backends import (
+    build_broker,
+    build_checkpointer,
+    build_leases,
+    build_run_store,
+    graph_id_of,
+)
+from agentflow.runtime.background import BackgroundRuns, QueueSettings
 from agentflow.runtime.collector import tune_for_serving
 from agentflow.runtime.errors import ErrorInfo, report
 from agentflow.runtime.loader import build_graph, find_graph_ref, import_target
@@ -32,11 +39,12 @@ from agentflow.runtime.middleware import (
     RequestSizeLimitMiddleware,
 )
 from agentflow.runtime.responses import JSONResponse, error_response
-from agentflow.runtime.routes import graph, health, threads
+from agentflow.runtime.routes import graph, health, runs, threads
 from agentflow.runtime.runs import Runs
 from agentflow.runtime.settings import Settings, load_settings
 from agentflow.runtime.shutdown import exit_without_waiting, on_termination
 from agentflow.runtime.threads import Threads
+from agentflow.runtime.webhooks import Deliverer
 
 logger = logging.getLogger("agentflow.runtime")
 
@@ -79,14 +87,23 @@ def create_app(settings: Settings | None = None, *, owns_process: bool = False) 
             metrics=metrics,
         )
         await runs.start()
-        app.state.runs, app.state.threads = runs, threads
+        background = BackgroundRuns(
+            runs,
+            build_run_store(checkpointer),
+            _queue_settings(settings),
+            deliverer=_deliverer(settings, metrics),
+            metrics=metrics,
+            production=settings.is_production,
+        )
+        await background.start()
+        app.state.runs, app.state.threads, app.state.background = runs, threads, background
         app.state.store, app.state.broker = store, broker
         tune_for_serving()
         draining: set[asyncio.Task[None]] = set()
 
         def begin_shutdown() -> None:
             if not draining:
-                draining.add(asyncio.ensure_future(runs.drain(settings.shutdown_grace_s)))
+                draining.add(asyncio.ensure_future(background.drain(settings.shutdown_grace_s)))
 
         restore_signals = on_termination(begin_shutdown)
         logger.info(
@@ -100,6 +117,7 @@ def create_app(settings: Settings | None = None, *, owns_process: bool = False) 
             yield
         finally:
             restore_signals()
+            await background.aclose()
             await runs.aclose()
             await checkpointer.close()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -147,8 +165,31 @@ def create_app(settings: Settings | None = None, *, owns_process: bool = False) 
     # Routes are matched in this order: the busiest first.
     app.include_router(graph.router)
     app.include_router(threads.router)
+    app.include_router(runs.router)
     app.include_router(health.router)
     return app
+
+
+def _queue_settings(settings: Settings) -> QueueSettings:
+    return QueueSettings(
+        max_running=settings.max_runs_per_worker,
+        max_pending=settings.max_pending_runs,
+        poll_s=settings.run_poll_s,
+        max_attempts=settings.run_max_attempts,
+        retain_s=settings.run_retain_s,
+        webhook_prefixes=tuple(settings.webhook_allowed_urls),
+    )
+
+
+def _deliverer(settings: Settings, metrics: Metrics) -> Deliverer | None:
+    if settings.webhook_secret is None:
+        return None  # no webhook can be accepted without it (Settings)
+    return Deliverer(
+        settings.webhook_secret.get_secret_value().encode(),
+        timeout_s=settings.webhook_timeout_s,
+        max_attempts=settings.webhook_max_attempts,
+        metrics=metrics,
+    )
 
 
 def create_app_from_env() -> FastAPI:

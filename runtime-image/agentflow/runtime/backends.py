@@ -6,6 +6,7 @@ import logging
 
 from agentflow.checkpoint import Checkpointer, InMemoryCheckpointer
 from agentflow.leases import InMemoryLeases, ThreadLeases
+from agentflow.runstore import InMemoryRunStore, RunStore
 from agentflow.runtime.broker import LocalRunBroker, RunBroker
 from agentflow.runtime.loader import GraphRef
 from agentflow.runtime.settings import Settings
@@ -47,6 +48,20 @@ def build_leases(settings: Settings, store: Checkpointer) -> ThreadLeases:
 
         return PgLeases(store.database, graph_id=store.graph_id, lease_s=settings.lease_s)
     return InMemoryLeases()
+
+
+def build_run_store(store: Checkpointer) -> RunStore:
+    """Background runs where the threads are: in their Postgres database, claimed by every
+    process; otherwise in this process."""
+    try:
+        from agentflow.checkpoint.postgres import PgCheckpointer
+    except ImportError:  # no asyncpg: no Postgres store either
+        return InMemoryRunStore()
+    if isinstance(store, PgCheckpointer):
+        from agentflow.runstore.postgres import PgRunStore
+
+        return PgRunStore(store.database, graph_id=store.graph_id)
+    return InMemoryRunStore()
 
 
 def build_broker(settings: Settings, graph_id: str, checkpointer: Checkpointer) -> RunBroker:

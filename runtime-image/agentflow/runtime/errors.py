@@ -30,6 +30,10 @@ class MessageNotFoundError(AgentflowError):
     status, code = 404, "message_not_found"
 
 
+class RunNotFoundError(AgentflowError):
+    status, code = 404, "run_not_found"
+
+
 class RunStoppedError(AgentflowError):
     status, code = 409, "run_stopped"
 

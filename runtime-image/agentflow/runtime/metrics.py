@@ -96,6 +96,34 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.runs_queued = Gauge(
+            "agentflow_background_runs",
+            "Background runs of the graph in the shared queue, by status (pending, running): "
+            "every worker reports the same figures, so aggregate with max, not sum.",
+            ["status"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.run_claim_seconds = Histogram(
+            "agentflow_background_run_claim_seconds",
+            "Time from a background run's submission to its first claim by a worker.",
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.runs_resumed = Counter(
+            "agentflow_background_runs_resumed_total",
+            "Background runs claimed again after their worker stopped (resumed from their last "
+            "checkpoint).",
+            registry=registry,
+        )
+        self.webhook_deliveries = Labeled(
+            Counter(
+                "agentflow_webhook_deliveries_total",
+                "Webhook delivery attempts, by outcome (delivered, retried, failed).",
+                ["outcome"],
+                registry=registry,
+            )
+        )
         self.pool_queue_depth = Gauge(
             "agentflow_thread_pool_queue_depth",
             "Sync node calls waiting for a free thread of the pool.",

@@ -46,6 +46,7 @@ class RunOptions:
     metadata: dict[str, Any] = field(default_factory=dict)
     enqueue: bool = False  # wait for a busy thread instead of answering 409
     owner: str | None = None  # the caller's subject when auth is on
+    continue_run: bool = False  # a run claimed again: on from its own latest checkpoint
 
 
 @dataclass(slots=True)
@@ -189,6 +190,7 @@ class Runs:
                     metadata=options.metadata,
                     thread_metadata=ownership(options.owner),
                     publish=publish,
+                    continue_run=options.continue_run,
                 )
             except Exception as error:  # the request was refused: say so to joiners, too
                 self._publish_failure(log.publish, options.thread_id, run_id, error)

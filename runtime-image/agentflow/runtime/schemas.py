@@ -27,6 +27,7 @@ from agentflow.checkpoint.base import Checkpoint, ThreadInfo
 from agentflow.graph.engine import DEFAULT_RECURSION_LIMIT
 from agentflow.graph.errors import InvalidUpdateError
 from agentflow.graph.messages import normalize_messages
+from agentflow.runstore import RunRecord
 
 _THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 THREAD_ID_RULE = (
@@ -122,6 +123,15 @@ class RunBody(BaseModel):
         return self
 
 
+class BackgroundRunBody(RunBody):
+    webhook: str | None = Field(
+        None,
+        max_length=2048,
+        description="Where the run's outcome is POSTed when it ends (signed; must start with a "
+        "prefix of the server's AGENTFLOW_WEBHOOK_ALLOWED_URLS).",
+    )
+
+
 class StopBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -198,6 +208,41 @@ class RunMeta(_Answer):
     is_new_thread: bool
     status: Literal["success", "interrupted"]
     steps: int
+
+
+class WebhookInfo(_Answer):
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+
+
+class RunOutcome(_Answer):
+    values: dict[str, Any] = Field(description="The thread's state when the run ended.")
+    messages: list[dict[str, Any]] = Field(description="The messages the run added.")
+    interrupts: list[InterruptInfo]
+    next: list[str]
+    steps: int = Field(description="Steps run (by the last worker, when it was resumed).")
+
+
+class RunInfo(_Answer):
+    """A background run: its status, and its outcome once it ended."""
+
+    run_id: str
+    thread_id: str
+    status: Literal["pending", "running", "interrupted", "success", "error", "stopped"]
+    attempts: int = Field(description="Workers that claimed it (more than one: it was resumed).")
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    result: RunOutcome | None
+    error: ErrorBody | None
+    webhook: WebhookInfo | None
+
+
+class RunList(_Answer):
+    runs: list[RunInfo]
 
 
 class InvokeResult(_Answer):
@@ -388,6 +433,35 @@ def thread_summary(thread: ThreadInfo) -> dict[str, Any]:
         "updated_at": iso_time(thread.updated_at),
         "run_id": None,
     }
+
+
+def run_info(run: RunRecord) -> dict[str, Any]:
+    """A background run as its endpoints show it, and as its webhook receives it."""
+    hook = run.webhook
+    return {
+        "run_id": run.run_id,
+        "thread_id": run.thread_id,
+        "status": run.status,
+        "attempts": run.attempts,
+        "created_at": iso_time(run.created_at),
+        "started_at": _iso_or_none(run.started_at),
+        "ended_at": _iso_or_none(run.ended_at),
+        "result": run.result,
+        "error": run.error,
+        "webhook": None
+        if hook is None
+        else {
+            "url": hook.url,
+            "status": hook.status,
+            "attempts": hook.attempts,
+            "last_error": hook.last_error,
+            "delivered_at": _iso_or_none(hook.delivered_at),
+        },
+    }
+
+
+def _iso_or_none(epoch_s: float | None) -> str | None:
+    return None if epoch_s is None else iso_time(epoch_s)
 
 
 def done(message: str, data: Any) -> dict[str, Any]:

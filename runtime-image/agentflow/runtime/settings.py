@@ -182,6 +182,66 @@ class Settings(BaseSettings):
         validation_alias="AGENTFLOW_ENQUEUE_TIMEOUT_S",
         description="How long multitask_strategy=enqueue waits for a busy thread.",
     )
+    max_runs_per_worker: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        validation_alias="AGENTFLOW_MAX_RUNS_PER_WORKER",
+        description="Background runs one worker process executes at once (0: it executes "
+        "none, other replicas do).",
+    )
+    max_pending_runs: int = Field(
+        10_000,
+        ge=1,
+        validation_alias="AGENTFLOW_MAX_PENDING_RUNS",
+        description="Background runs of the graph that may wait at once; past it, submitting "
+        "gets 503 queue_full.",
+    )
+    run_poll_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        validation_alias="AGENTFLOW_RUN_POLL_S",
+        description="How often a worker with room looks for pending runs, and for runs of "
+        "dead workers to resume.",
+    )
+    run_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=100,
+        validation_alias="AGENTFLOW_RUN_MAX_ATTEMPTS",
+        description="Workers a background run may be claimed by (each resuming it from its "
+        "last checkpoint) before it ends with run_abandoned.",
+    )
+    run_retain_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        validation_alias="AGENTFLOW_RUN_RETAIN_S",
+        description="How long an ended background run can still be read.",
+    )
+    webhook_allowed_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="AGENTFLOW_WEBHOOK_ALLOWED_URLS",
+        description="Comma-separated URL prefixes a run's webhook may start with "
+        "(scheme://host[:port]/path); empty: webhooks are refused.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        validation_alias="AGENTFLOW_WEBHOOK_SECRET",
+        description="Signs webhook deliveries (HMAC-SHA256); required with "
+        "AGENTFLOW_WEBHOOK_ALLOWED_URLS.",
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=300, validation_alias="AGENTFLOW_WEBHOOK_TIMEOUT_S"
+    )
+    webhook_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=50,
+        validation_alias="AGENTFLOW_WEBHOOK_MAX_ATTEMPTS",
+        description="Deliveries tried per webhook (waiting 1, 2, 4... s between them, at most "
+        "60 s) before it is marked failed.",
+    )
     checkpoint_history: int = Field(
         100,
         ge=1,
@@ -212,8 +272,7 @@ class Settings(BaseSettings):
     @field_validator("origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+        value = _comma_separated(value)
         if isinstance(value, list):
             for origin in value:
                 if origin != "*" and not _ORIGIN.fullmatch(str(origin)):
@@ -243,6 +302,23 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("webhook_allowed_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        value = _comma_separated(value)
+        if isinstance(value, list):
+            return [_url_prefix(str(prefix)) for prefix in value]
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_allowed_urls and self.webhook_secret is None:
+            raise ValueError(
+                "AGENTFLOW_WEBHOOK_ALLOWED_URLS needs AGENTFLOW_WEBHOOK_SECRET: every delivery "
+                "is signed, so receivers can tell it came from this server"
+            )
+        return self
+
     @model_validator(mode="after")
     def _postgres_needs_a_database(self) -> Settings:
         if self.checkpointer == "postgres" and not self.database_url:
@@ -256,7 +332,7 @@ class Settings(BaseSettings):
     def _postgres_url(cls, value: str | None) -> str | None:
         return None if value is None else _checked_url(value, ("postgres", "postgresql"))
 
-    @field_validator("jwt_secret_key", "jwt_public_key", "stream_token_secret")
+    @field_validator("jwt_secret_key", "jwt_public_key", "stream_token_secret", "webhook_secret")
     @classmethod
     def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty value (an unset variable in a compose file) is a mistake: it must neither
@@ -344,8 +420,33 @@ def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _comma_separated(value: object) -> object:
+    """A variable's comma-separated items as a list (other values as given)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _url_prefix(prefix: str) -> str:
+    """An allowed webhook URL prefix, ending with its path's ``/`` at least, so that
+    ``https://hooks.example.com`` cannot let ``https://hooks.example.com.evil.net`` through."""
+    parts = urlsplit(prefix)
+    if parts.username is not None:  # not repeated: it would repeat the password
+        raise ValueError("a webhook URL prefix must not carry credentials")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{prefix!r} is not a webhook URL prefix: write http(s)://host[:port]/path, "
+            "without credentials"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"{prefix!r} has a query or fragment: a prefix is a URL up to a path")
+    return prefix if parts.path.endswith("/") else f"{prefix}/" if not parts.path else prefix
+
+
 # Values never repeated in messages: they may carry passwords.
 _SECRETS = {
+    "webhook_secret",
+    "webhook_allowed_urls",  # a prefix might carry credentials (refused, but not repeated)
     "database_url",
     "redis_url",
     "jwt_secret_key",

@@ -37,7 +37,7 @@ router = APIRouter(
 
 @router.post("/invoke", response_model=Envelope[InvokeResult])
 async def invoke(body: RunBody, request: Request) -> JSONResponse:
-    result = await runs_of(request).invoke(_options(body, request), secret_id())
+    result = await runs_of(request).invoke(run_options(body, request), secret_id())
     return ok(request, _present(result, body.response_granularity))
 
 
@@ -57,7 +57,7 @@ async def stream(body: RunBody, request: Request) -> StreamResponse:
     """Server-Sent Events by default; ``Accept: application/x-ndjson`` (as agentflow's client
     sends) gets one StreamChunk JSON per line instead."""
     chunks = await runs_of(request).stream(
-        _options(body, request),
+        run_options(body, request),
         secret_id(),
         cancel_on_disconnect=body.on_disconnect == "cancel",
     )
@@ -97,7 +97,8 @@ async def stop(body: StopBody, request: Request) -> JSONResponse:
     )
 
 
-def _options(body: RunBody, request: Request) -> RunOptions:
+def run_options(body: RunBody, request: Request) -> RunOptions:
+    """What a run body asks, for :class:`Runs` (and background runs)."""
     run_input: dict[str, Any] = dict(body.initial_state or {})
     if body.messages:
         run_input["messages"] = body.messages
