@@ -172,6 +172,8 @@ class BackgroundRuns:
                     await self.store.prune(self.settings.retain_s)
             except CheckpointerError as error:
                 logger.warning("background runs: %s", error)
+            except Exception:  # a bug: logged, and this worker keeps claiming
+                logger.exception("background runs: claiming failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
 
