@@ -15,6 +15,7 @@ Scenarios (the performance issues' letters):
     postgres  (e) PgCheckpointer + Redis with 2 workers, invoke and stream, 64 connections
     idle      (f) 1,000 SSE streams held open: server memory and CPU
     operator  (g) 1,000 AgentGraphs in the API emulator (bench/operator.py)
+    queue     (h) background runs through the durable queue, 2 replicas (bench/queue.py)
 
 Each server runs on a loopback port, is warmed up, loaded by wrk (bench/post.lua: JSON POSTs,
 a new thread per request), then stopped by pid. Ratios compare with the bare FastAPI app
@@ -325,7 +326,10 @@ async def fresh_database() -> str:
 
 
 def main() -> None:
-    every = ["headline", "invoke", "overhead", "stream", "events", "postgres", "idle", "operator"]
+    every = [
+        *("headline", "invoke", "overhead", "stream", "events", "postgres", "idle"),
+        *("queue", "operator"),
+    ]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 s per load measurement")
     parser.add_argument("--repeats", type=int, default=2)
@@ -340,11 +344,17 @@ def main() -> None:
     options = Options(5 if args.quick else 10, args.repeats, idle_s=10)
     database = asyncio.run(fresh_database()) if "postgres" in chosen else DATABASE_URL
     results = Results()
-    servers = plan([name for name in chosen if name != "operator"], scenarios(database))
+    own_scripts = {"queue", "operator"}  # scenarios that start their own servers
+    servers = plan([name for name in chosen if name not in own_scripts], scenarios(database))
     for server, measures in servers.items():
         with running(server) as process:
             for measure in measures:
                 measure(process, options, results)
+    if "queue" in chosen:
+        from bench import queue as queue_bench
+
+        rows = [[name, value] for name, value in queue_bench.run(2000)]
+        _add_rows(results, "(h) background runs through the durable queue", ["", ""], rows)
     if "operator" in chosen:
         from bench import operator as operator_bench  # needs the test extras (the emulator)
 
