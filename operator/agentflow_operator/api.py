@@ -120,10 +120,37 @@ class SecretKeyRef(Model):
     )
 
 
+class KedaScaling(Model):
+    target_runs_per_replica: int = Field(
+        5,
+        ge=1,
+        le=10000,
+        description="Background runs (pending and running) per replica to keep: KEDA scales "
+        "the graph to ceil(queue / this) replicas, within minReplicas and maxReplicas.",
+    )
+    polling_interval_seconds: int = Field(
+        15, ge=1, le=3600, description="How often KEDA reads the queue (pollingInterval)."
+    )
+    cooldown_seconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="How long the queue must stay empty before KEDA scales down to "
+        "minReplicas (cooldownPeriod).",
+    )
+
+
 class Autoscaling(Model):
     model_config = (
         cel(
             ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+            (
+                "!has(self.keda) || (!has(self.targetCPUUtilizationPercentage) && "
+                "!has(self.targetMemoryUtilizationPercentage) && "
+                "!has(self.targetInflightRunsPerPod))",
+                "keda scales on the graph's run queue: leave the HorizontalPodAutoscaler "
+                "targets (CPU, memory, in-flight runs) unset",
+            ),
         )
         | Model.model_config
     )
@@ -152,6 +179,12 @@ class Autoscaling(Model):
         None,
         description="HorizontalPodAutoscaler behavior (scaleUp/scaleDown policies), as in "
         "autoscaling/v2.",
+    )
+    keda: KedaScaling | None = Field(
+        None,
+        description="Scale on the graph's background run queue with KEDA (a ScaledObject "
+        "reading the shared Postgres) instead of a HorizontalPodAutoscaler on CPU: no "
+        "Prometheus needed. Needs KEDA installed and the Postgres checkpointer.",
     )
 
 

@@ -27,6 +27,8 @@ FIELD_MANAGER = "agentflow-operator"
 # "transferring ownership" recipe); the autoscaler's first scaling takes it over.
 HANDOVER_MANAGER = "agentflow-operator-handover"
 REQUEST_TIMEOUT_S = 30
+# The reason a graph is refused with when an API group it needs is not installed.
+_MISSING_APIS = {"keda.sh": "KedaNotInstalled"}
 
 
 class ApiServer:
@@ -42,7 +44,17 @@ class ApiServer:
         self.client = DynamicClient(api_client, cache_file=str(cache))
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self.client.resources.get(api_version=api_version, kind=kind)
+        """The kind's API, or :class:`Refused` when the API server does not serve it (its CRDs
+        are not installed: the client rediscovers once before it says so)."""
+        try:
+            return self.client.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            group = api_version.split("/")[0]
+            raise Refused(
+                _MISSING_APIS.get(group, "KindNotServed"),
+                f"the API server does not serve {kind} ({api_version}): install the CRDs of "
+                f"{group}; the graph is reconciled again on its next retry",
+            ) from None
 
     def apply(self, obj: Manifest, manager: str = FIELD_MANAGER, force: bool = True) -> Manifest:
         """Server-side apply ``obj`` as ``manager``: the object as the API server now holds it."""
@@ -139,7 +151,7 @@ class ApiServer:
         """Create ``obj`` unless it exists; False when its kind is not served (no CRD)."""
         try:
             resource = self._resource(obj["apiVersion"], obj["kind"])
-        except ResourceNotFoundError:
+        except Refused:
             return False
         with contextlib.suppress(ApiException):  # 409: it exists, which is all we need
             resource.create(body=obj, namespace=obj["metadata"].get("namespace"))

@@ -59,10 +59,24 @@ from kubernetes.client import (
     V2PodsMetricSource,
     V2ResourceMetricSource,
 )
+from pydantic import BaseModel
 
+from agentflow.runstore.depth import queue_depth_sql
 from agentflow.runtime.settings import ENV_NAMES, HMAC_ALGORITHMS
 from agentflow_operator.api import API_VERSION, KIND, AgentGraphSpec, SecretKeyRef
 from agentflow_operator.config import OperatorConfig
+from agentflow_operator.keda import (
+    KEDA_API_VERSION,
+    QUEUE_TRIGGER,
+    Advanced,
+    AuthenticationRef,
+    HorizontalPodAutoscalerConfig,
+    ScaledObjectSpec,
+    ScaleTargetRef,
+    SecretTargetRef,
+    Trigger,
+    TriggerAuthenticationSpec,
+)
 
 PORT = 8000
 CONTAINER = "runtime"
@@ -76,8 +90,28 @@ DEFAULT_DSN_KEY = "DATABASE_URL"  # the key of the DSN in the copies the operato
 # A Service name (and so an AgentGraph's): a DNS-1035 label.
 DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
-KubeObject = V1Deployment | V1Service | V2HorizontalPodAutoscaler | V1PodDisruptionBudget | V1Secret
 Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CustomObject:
+    """An object of a kind the kubernetes client has no model for (KEDA's): its spec is one of
+    our typed models (keda.py)."""
+
+    api_version: str
+    kind: str
+    metadata: V1ObjectMeta
+    spec: BaseModel
+
+
+KubeObject = (
+    V1Deployment
+    | V1Service
+    | V2HorizontalPodAutoscaler
+    | V1PodDisruptionBudget
+    | V1Secret
+    | CustomObject
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +153,13 @@ class Desired:
 
 def manifest(obj: KubeObject) -> Manifest:
     """The object as the JSON the API server takes (unset fields left out)."""
+    if isinstance(obj, CustomObject):
+        return {
+            "apiVersion": obj.api_version,
+            "kind": obj.kind,
+            "metadata": ApiClient().sanitize_for_serialization(obj.metadata),
+            "spec": obj.spec.model_dump(by_alias=True, exclude_none=True),
+        }
     result: Manifest = ApiClient().sanitize_for_serialization(obj)
     return result
 
@@ -409,7 +450,7 @@ def build_service(graph: Graph) -> V1Service:
 
 def build_hpa(graph: Graph) -> V2HorizontalPodAutoscaler | None:
     scaling = graph.spec.autoscaling
-    if scaling is None or graph.spec.suspend:
+    if scaling is None or scaling.keda is not None or graph.spec.suspend:
         return None
     cpu = scaling.target_cpu_utilization_percentage
     if (
@@ -458,6 +499,54 @@ def build_hpa(graph: Graph) -> V2HorizontalPodAutoscaler | None:
             behavior=scaling.behavior,
         ),
     )
+
+
+def build_keda_objects(graph: Graph, plan: CheckpointerPlan) -> list[KubeObject]:
+    """With ``autoscaling.keda``: a ScaledObject scaling the Deployment on the graph's queue
+    depth (pending and running background runs, read by KEDA's PostgreSQL scaler from the
+    graph's own database) and the TriggerAuthentication giving that scaler the graph's DSN
+    Secret. KEDA makes and owns the HorizontalPodAutoscaler itself."""
+    scaling = graph.spec.autoscaling
+    if scaling is None or scaling.keda is None or graph.spec.suspend:
+        return []
+    assert plan.dsn_ref is not None  # reconcile refuses keda without Postgres
+    name = names(graph)["workload"]
+    behavior = ApiClient().sanitize_for_serialization(scaling.behavior)
+    scaled = ScaledObjectSpec(
+        scale_target_ref=ScaleTargetRef(name=name),
+        polling_interval=scaling.keda.polling_interval_seconds,
+        cooldown_period=scaling.keda.cooldown_seconds,
+        min_replica_count=scaling.min_replicas,
+        max_replica_count=scaling.max_replicas,
+        advanced=None
+        if behavior is None
+        else Advanced(
+            horizontal_pod_autoscaler_config=HorizontalPodAutoscalerConfig(behavior=behavior)
+        ),
+        triggers=[
+            Trigger(
+                type="postgresql",
+                name=QUEUE_TRIGGER,
+                metadata={
+                    "query": queue_depth_sql(graph.full_name),  # the pods' AGENTFLOW_GRAPH_ID
+                    "targetQueryValue": str(scaling.keda.target_runs_per_replica),
+                    "activationTargetQueryValue": "0",
+                },
+                authentication_ref=AuthenticationRef(name=name),
+            )
+        ],
+    )
+    authentication = TriggerAuthenticationSpec(
+        secret_target_ref=[
+            SecretTargetRef(parameter="connection", name=plan.dsn_ref.name, key=plan.dsn_ref.key)
+        ]
+    )
+    return [
+        CustomObject(KEDA_API_VERSION, "ScaledObject", metadata(graph, name), scaled),
+        CustomObject(
+            KEDA_API_VERSION, "TriggerAuthentication", metadata(graph, name), authentication
+        ),
+    ]
 
 
 def fewest_pods(spec: AgentGraphSpec, plan: CheckpointerPlan) -> int:
@@ -542,6 +631,7 @@ def desired_objects(
         hpa = build_hpa(graph)
         pdb, why_not = build_pdb(graph, plan)
         objects += [o for o in (hpa, pdb) if o is not None]
+        objects += build_keda_objects(graph, plan)
         notices += [why_not] if why_not else []
     return Desired(objects, deployment_replicas(graph.spec, plan), notices)
 

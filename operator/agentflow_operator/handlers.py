@@ -43,6 +43,7 @@ from agentflow_operator.workqueue import WorkQueue
 logger = logging.getLogger("agentflow_operator")
 
 GraphKey = tuple[str, str]  # namespace, name
+MANAGED_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
 MANAGED = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 WATCHED = f"{WATCHED_LABEL}=true"
 # How long kopf waits to see its own patch come back through a watch before it takes the
@@ -53,6 +54,9 @@ OWNED_RESOURCES = [
     ("", "v1", "services"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("policy", "v1", "poddisruptionbudgets"),
+    # KEDA's: watched once its CRDs exist (kopf notices CRDs appearing).
+    ("keda.sh", "v1alpha1", "scaledobjects"),
+    ("keda.sh", "v1alpha1", "triggerauthentications"),
 ]
 
 
@@ -336,20 +340,13 @@ def graphs(
     return {(namespace, name): _plain(body)}
 
 
-@kopf.index("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
-@kopf.index("", "v1", "services", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
-@kopf.index(
-    "autoscaling",
-    "v2",
-    "horizontalpodautoscalers",
-    labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-)
-@kopf.index(
-    "policy", "v1", "poddisruptionbudgets", labels={"app.kubernetes.io/managed-by": MANAGED_BY}
-)
 def owned(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], Observed]:
     seen = observe(body, keep_body=body["kind"] == "Deployment")
     return {seen.key: seen}
+
+
+for _group, _version, _plural in OWNED_RESOURCES:
+    kopf.index(_group, _version, _plural, labels=MANAGED_LABELS)(owned)
 
 
 @kopf.index("", "v1", "secrets", labels={WATCHED_LABEL: "true"})
@@ -422,19 +419,12 @@ def _owner_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo) -> No
         operator.queue.add((seen.namespace, owner))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
-@kopf.on.event("", "v1", "services", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
-@kopf.on.event(
-    "autoscaling",
-    "v2",
-    "horizontalpodautoscalers",
-    labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-)
-@kopf.on.event(
-    "policy", "v1", "poddisruptionbudgets", labels={"app.kubernetes.io/managed-by": MANAGED_BY}
-)
 async def on_owned(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _owner_changed(event, body, memo)
+
+
+for _group, _version, _plural in OWNED_RESOURCES:
+    kopf.on.event(_group, _version, _plural, labels=MANAGED_LABELS)(on_owned)
 
 
 @kopf.on.event("", "v1", "secrets", labels={WATCHED_LABEL: "true"})

@@ -50,6 +50,7 @@ from agentflow_operator.builders import (
 from agentflow_operator.caches import ObjectKey, Observed, World, applied_fields
 from agentflow_operator.config import OperatorConfig
 from agentflow_operator.errors import Refused
+from agentflow_operator.keda import KEDA_API_VERSION
 from agentflow_operator.status import Verdict, build_status, comparable
 
 logger = logging.getLogger("agentflow_operator")
@@ -61,6 +62,8 @@ OWNED_KINDS = {
     "Service": ("v1", "workload"),
     "HorizontalPodAutoscaler": ("autoscaling/v2", "workload"),
     "PodDisruptionBudget": ("policy/v1", "workload"),
+    "ScaledObject": (KEDA_API_VERSION, "workload"),
+    "TriggerAuthentication": (KEDA_API_VERSION, "workload"),
 }
 # The finalizer operator versions before 0.2 put on every graph; no cleanup needs one.
 LEGACY_FINALIZER = "agentflow.dev/operator"
@@ -210,6 +213,14 @@ class Reconciler:
         if problems:
             raise Refused("InvalidName", problems[0])
         plan = plan_checkpointer(graph, self.config)
+        scaling = graph.spec.autoscaling
+        if scaling is not None and scaling.keda is not None and plan.type != "postgres":
+            raise Refused(
+                "InvalidSpec",
+                "autoscaling.keda scales on the graph's run queue, which lives in Postgres: it "
+                "needs the Postgres checkpointer (checkpointer.postgres, or the operator's "
+                "default DSN)",
+            )
         taken = sorted(
             managed_env_names(graph, plan, self.config) & {str(e.name) for e in graph.spec.env}
         )

@@ -13,7 +13,10 @@ from tests.kube.validation import apply_defaults, crd_schema, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "agentgraphs.agentflow.dev.yaml"
-EXAMPLES = [ROOT / "examples" / "agentgraph.yaml", ROOT / "examples" / "agentgraph-autoscaled.yaml"]
+EXAMPLES = [
+    ROOT / "examples" / name
+    for name in ("agentgraph.yaml", "agentgraph-autoscaled.yaml", "agentgraph-keda.yaml")
+]
 
 
 def test_the_committed_crd_is_generated_from_the_models():

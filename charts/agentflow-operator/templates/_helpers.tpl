@@ -34,7 +34,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The rules the operator needs on graphs and what they own, and nothing else. Objects are
 server-side applied: `patch`, plus `create` when an apply creates. `agentgraphs/finalizers`
 lets owned objects block their graph's deletion in garbage collection (`blockOwnerDeletion`),
-which OpenShift's OwnerReferencesPermissionEnforcement requires. Secrets are written only
+which OpenShift's OwnerReferencesPermissionEnforcement requires. KEDA's ScaledObjects and
+TriggerAuthentications are written for graphs with autoscaling.keda (granting them where KEDA
+is not installed is harmless). Secrets are written only
 where the operator copies the shared DSN next to graphs; otherwise it only reads those
 labelled agentflow.dev/watched=true. */}}
 {{- define "agentflow.graphRules" -}}
@@ -65,6 +67,9 @@ labelled agentflow.dev/watched=true. */}}
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects", "triggerauthentications"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
