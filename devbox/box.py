@@ -42,6 +42,7 @@ IMAGES = {
     "ghcr.io/agentflow/runtime:0.1.0": ROOT / "examples",
     "ghcr.io/agentflow/support-agent:0.1.0": ROOT / "examples",
     "ghcr.io/agentflow/test-graphs:0.1.0": ROOT,  # tests/graphs, for scenarios
+    "ghcr.io/agentflow/test-graphs:0.1.1": ROOT,  # the same code: an image change to roll out
 }
 
 

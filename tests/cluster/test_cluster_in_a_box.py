@@ -269,6 +269,83 @@ def test_a_replica_killed_mid_stream_leaves_the_thread_to_another(box, tmp_path)
     )  # the killed run's finished step counts once
 
 
+def test_a_rollout_under_background_runs_finishes_every_run(box, tmp_path):
+    """Runs keep arriving while a new image rolls out: the old pods finish (or hand back) the
+    runs they hold before they exit, and every run ends in success, its finished nodes never
+    run twice."""
+    trace = tmp_path / "trace"
+    queue = {
+        "apiVersion": "agentflow.dev/v1alpha1",
+        "kind": "AgentGraph",
+        "metadata": {"name": "queue", "namespace": "default"},
+        "spec": {
+            "graph": "tests.graphs.durable:app",
+            "image": "ghcr.io/agentflow/test-graphs:0.1.0",
+            "replicas": 2,
+            "env": [{"name": "AGENTFLOW_TEST_TRACE", "value": str(trace)}],
+        },
+    }
+    manifest = tmp_path / "queue.yaml"
+    manifest.write_text(yaml.safe_dump(queue))
+    box.kubectl("apply", "-f", str(manifest))
+    service = box.service("default", "queue")
+    eventually(lambda: len(service.endpoints) == 2, within_s=120, what="2 queue endpoints")
+    old_pods = set(box.processes("queue"))
+    runs: list[dict] = []
+    refused: list[str] = []
+    stop = threading.Event()
+
+    def submit() -> None:
+        with httpx.Client(base_url=service.url, timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while not stop.is_set() and time.monotonic() < deadline:
+                body = {"initial_state": {"sleep_s": 1.5}, "config": {"thread_id": f"q{len(runs)}"}}
+                try:
+                    answer = client.post("/v1/graph/runs", json=body)
+                except httpx.HTTPError as error:
+                    refused.append(repr(error))
+                    continue
+                if answer.status_code == 202:
+                    runs.append(answer.json()["data"])
+                else:
+                    refused.append(f"{answer.status_code} {answer.text}")
+                time.sleep(0.1)
+
+    worker = threading.Thread(target=submit)
+    worker.start()
+    try:
+        eventually(lambda: len(runs) >= 10, what="runs in flight before the rollout")
+        queue["spec"]["image"] = "ghcr.io/agentflow/test-graphs:0.1.1"
+        manifest.write_text(yaml.safe_dump(queue))
+        box.kubectl("apply", "-f", str(manifest))
+        eventually(
+            lambda: not (old_pods & set(box.processes("queue"))) and len(service.endpoints) == 2,
+            within_s=180,
+            what="every pod replaced",
+        )
+    finally:
+        stop.set()
+        worker.join(60)
+    assert refused == [], refused[:5]
+    assert len(runs) > 20
+
+    def ended(run: dict) -> dict | None:
+        path = f"/v1/threads/{run['thread_id']}/runs/{run['run_id']}"
+        found = httpx.get(f"{service.url}{path}", timeout=30).json()["data"]
+        return found if found["status"] not in ("pending", "running") else None
+
+    outcomes = [
+        eventually(lambda run=run: ended(run), within_s=120, what="the run") for run in runs
+    ]
+    assert {o["status"] for o in outcomes} == {"success"}
+    lines = [line.split() for line in trace.read_text().splitlines()]
+    for run in runs:
+        done = [
+            node for run_id, node, what, _ in lines if run_id == run["run_id"] and what == "done"
+        ]
+        assert done == ["first", "slow", "last"], (run["run_id"], done)
+
+
 def test_an_image_the_node_cannot_run_is_refused_with_a_clear_status(box, tmp_path):
     unknown = {
         **STREAMER,
