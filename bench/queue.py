@@ -12,7 +12,11 @@ thread each). In the same run:
    database's own timestamps: runs finished per second (first submission to last end), and
    claim latency (submission to first claim) p50 / p99;
 2. the same number of invokes to the same two replicas (durable threads, no queue);
-3. the reference: the same invokes to one in-memory worker.
+3. the reference: the same invokes to one in-memory worker;
+4. resumption: one replica (room for 20) runs 20 runs of ``two_nodes`` with 2 s waits; 3 s
+   in (the first step kept, the second under way) it is SIGKILLed beside a second replica
+   (default poll interval); the clock runs from the kill until every run ended. The work left
+   at the kill is the second step, 2 s: the rest is noticing the dead worker and claiming.
 
 Claim latency is shown twice: for the burst of (1), where it is mostly time spent waiting for
 room (each worker executes ``AGENTFLOW_MAX_RUNS_PER_WORKER`` runs at once), and for runs
@@ -24,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
+import signal
 import statistics
 import time
 import uuid
@@ -151,6 +157,61 @@ def replicas(servers: list[Server]) -> Iterator[None]:
         yield
 
 
+RESUMED = 20  # runs in flight on the replica killed
+RESUME_WAIT_MS = 2000  # each of two_nodes' two steps
+KILL_AFTER_S = 3.0  # after the runs started: the first step kept, the second under way
+
+
+async def statuses(database_url: str, graph_id: str) -> dict[str, int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT status, count(*) AS n FROM agentflow_runs WHERE graph_id = $1 GROUP BY status",
+            graph_id,
+        )
+    finally:
+        await conn.close()
+    return {row["status"]: int(row["n"]) for row in rows}
+
+
+def resumption(database: str) -> float:
+    """Seconds from the SIGKILL of a replica running ``RESUMED`` runs to the end of all of them
+    on another replica (each resumed from its checkpoint)."""
+    graph_id = f"bench-resume-{uuid.uuid4().hex[:8]}"
+    env = {
+        "CHECKPOINTER": "postgres",
+        "DATABASE_URL": database,
+        "REDIS_URL": REDIS_URL,
+        "AGENTFLOW_GRAPH_ID": graph_id,
+    }
+    doomed, survivor = (
+        agentflow(
+            name,
+            BASE_PORT + 3 + i,
+            "two_nodes",
+            sleep_ms=RESUME_WAIT_MS,
+            env={**env, "AGENTFLOW_MAX_RUNS_PER_WORKER": str(RESUMED)},
+        )
+        for i, name in enumerate(("doomed", "survivor"))
+    )
+    with running(doomed) as process:
+        asyncio.run(post_all([f"http://127.0.0.1:{doomed.port}/v1/graph/runs"], RESUMED))
+        deadline = time.monotonic() + 60
+        while asyncio.run(statuses(database, graph_id)).get("running", 0) < RESUMED:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the runs did not all start on the doomed replica")
+            time.sleep(POLL_S)
+        time.sleep(KILL_AFTER_S)
+        with running(survivor):
+            killed = time.monotonic()
+            os.killpg(process.pid, signal.SIGKILL)
+            while asyncio.run(statuses(database, graph_id)).get("success", 0) < RESUMED:
+                if time.monotonic() - killed > TIMEOUT_S:
+                    raise RuntimeError("the killed replica's runs did not all finish")
+                time.sleep(POLL_S)
+            return time.monotonic() - killed
+
+
 def run(count: int) -> list[tuple[str, str]]:
     database = asyncio.run(fresh_database())
     graph_id = f"bench-queue-{uuid.uuid4().hex[:8]}"
@@ -181,6 +242,7 @@ def run(count: int) -> list[tuple[str, str]]:
         reference_s = asyncio.run(
             post_all([f"http://127.0.0.1:{memory.port}/v1/graph/invoke"], count)
         )
+    resumed_s = resumption(database)
     reference = count / reference_s
     shared_invoke = count / invoked_s
     return [
@@ -203,6 +265,10 @@ def run(count: int) -> list[tuple[str, str]]:
             f"{shared_invoke:,.0f} runs/s ({shared_invoke / reference:.0%} of the reference)",
         ),
         ("reference: invoke, 1 in-memory worker", f"{reference:,.0f} runs/s"),
+        (
+            f"resumption: {RESUMED} runs of a SIGKILLed replica all finished on another, after",
+            f"{resumed_s:.1f} s ({RESUME_WAIT_MS / 1000:g} s of work was left)",
+        ),
     ]
 
 
