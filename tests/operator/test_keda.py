@@ -4,6 +4,16 @@ between KEDA and a HorizontalPodAutoscaler cleanly. The emulator serves KEDA's C
 (tests/kube/keda.py) but runs no KEDA: nothing here scales."""
 
 import copy
+import typing
+from typing import Any
+
+from cloudcoil.models.keda.v1alpha1 import (
+    ScaledObject,
+    ScaledObjectSpec,
+    TriggerAuthentication,
+    TriggerAuthenticationSpec,
+)
+from pydantic import BaseModel
 
 from tests.kube.keda import CRDS
 from tests.operator.conftest import Kube
@@ -25,6 +35,53 @@ def keda_objects(kube: Kube, name: str = "support-agent") -> tuple[dict | None, 
         kube.get(KEDA, "scaledobjects", "agents", name),
         kube.get(KEDA, "triggerauthentications", "agents", name),
     )
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``Optional[List[Trigger]]`` -> ``Trigger``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_of(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_fields(schema: dict, model: type[BaseModel], path: str) -> list[str]:
+    """The properties of ``schema`` that ``model`` (KEDA's published API) does not have."""
+    fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+    unknown = []
+    for name, child in (schema.get("properties") or {}).items():
+        field = fields.get(name)
+        if field is None:
+            unknown.append(f"{path}.{name}")
+            continue
+        inner = child.get("items", child)
+        nested = _model_of(field.annotation)
+        if "properties" in inner and nested is not None:
+            unknown += _unknown_fields(inner, nested, f"{path}.{name}")
+    return unknown
+
+
+def test_the_keda_objects_built_are_what_kedas_published_api_takes():
+    """Checked with the models generated from KEDA's own CRDs (cloudcoil-models-keda): every
+    field known, of its type, the required ones present (a field KEDA does not know would be
+    lost in the round trip)."""
+    built = [o for o in build("keda") if o["apiVersion"] == KEDA]
+    for obj, model in zip(built, (ScaledObject, TriggerAuthentication), strict=True):
+        parsed = model.model_validate(obj)
+        assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == obj
+
+
+def test_the_emulators_keda_crds_describe_only_fields_kedas_api_has():
+    """The emulator's KEDA CRDs are written from KEDA's documentation (tests/kube/keda.py):
+    each field they describe must be one of KEDA's published API."""
+    models = {"ScaledObject": ScaledObjectSpec, "TriggerAuthentication": TriggerAuthenticationSpec}
+    for crd in CRDS:
+        kind = crd["spec"]["names"]["kind"]
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        assert _unknown_fields(schema, models[kind], kind) == []
 
 
 def test_the_keda_objects_built_are_what_kedas_crds_accept_unpruned(kube):
