@@ -110,6 +110,23 @@ async def test_a_thread_lists_only_its_owners_runs_newest_first(store):
     assert [r.run_id for r in rest] == [mine[0].run_id]
 
 
+async def test_deleting_a_threads_runs_forgets_the_owners_pending_and_ended_ones(store):
+    ended, pending = new_run("t", owner="alice"), new_run("t", owner="alice")
+    theirs, elsewhere = new_run("t", owner="bob"), new_run("u", owner="alice")
+    for run in (ended, pending, theirs, elsewhere):
+        await store.submit(run, max_pending=100)
+    (claimed,) = await store.claim(limit=1, max_attempts=3)
+    claimed.status = "success"
+    assert await store.finish(claimed)
+    assert await store.delete_runs("t", "alice") == 2
+    assert await store.get("t", ended.run_id) is None
+    assert await store.get("t", pending.run_id) is None
+    assert await store.get("t", theirs.run_id) is not None
+    assert await store.get("u", elsewhere.run_id) is not None
+    assert await store.counts() == {"pending": 2, "running": 0}  # bob's and the other thread's
+    assert await store.delete_runs("t", "alice") == 0
+
+
 async def test_deliveries_are_kept_and_ended_runs_pruned_once_delivered(store):
     run = new_run("t", webhook="http://127.0.0.1:1/hook/")
     await store.submit(run, max_pending=100)

@@ -173,6 +173,14 @@ def test_another_subjects_runs_are_not_found(client):
     assert refused.status_code == 404  # alice's thread does not exist, for bob
 
 
+def test_deleting_a_thread_deletes_its_runs(client):
+    run = wait(client, submit(client, "bg-deleted"))
+    assert client.delete("/v1/threads/bg-deleted").status_code == 200
+    assert client.get(f"/v1/threads/bg-deleted/runs/{run['run_id']}").status_code == 404
+    assert client.get("/v1/threads/bg-deleted/runs").json()["data"]["runs"] == []
+    assert client.delete("/v1/threads/bg-deleted").status_code == 404  # nothing left
+
+
 def test_bad_submissions_get_clear_errors(client):
     nothing = client.post("/v1/graph/runs", json={"config": {"thread_id": "bg-bad"}})
     assert nothing.status_code == 422

@@ -127,6 +127,11 @@ class RunStore(ABC):
         """The runs ``owner`` submitted on a thread, newest first."""
 
     @abstractmethod
+    async def delete_runs(self, thread_id: str, owner: str | None) -> int:
+        """Forget the runs ``owner`` submitted on a thread (its deletion); how many. The caller
+        holds the thread, so none of them is executing."""
+
+    @abstractmethod
     async def claim_deliveries(self, limit: int) -> list[RunRecord]:
         """Ended runs whose webhook is still to be delivered and whose worker died (this
         worker delivers the webhooks of the runs it finished itself); they become this

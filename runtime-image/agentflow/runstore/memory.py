@@ -65,6 +65,17 @@ class InMemoryRunStore(RunStore):
         runs = [r for r in reversed(self._runs.values()) if (r.thread_id, r.owner) == wanted]
         return [_copy(r) for r in runs[offset : offset + limit]]
 
+    async def delete_runs(self, thread_id: str, owner: str | None) -> int:
+        gone = [
+            run_id
+            for run_id, run in self._runs.items()
+            if (run.thread_id, run.owner) == (thread_id, owner)
+        ]
+        for run_id in gone:
+            del self._runs[run_id]
+            self._open.pop(run_id, None)
+        return len(gone)
+
     async def claim_deliveries(self, limit: int) -> list[RunRecord]:
         return []  # this process delivers what it finished; no other worker can die
 

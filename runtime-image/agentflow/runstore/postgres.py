@@ -201,6 +201,18 @@ class PgRunStore(RunStore):
         )
         return [_record(row) for row in rows]
 
+    async def delete_runs(self, thread_id: str, owner: str | None) -> int:
+        result: str = await self.database.run(
+            lambda conn: conn.execute(
+                "DELETE FROM agentflow_runs WHERE graph_id = $1 AND thread_id = $2"
+                " AND owner IS NOT DISTINCT FROM $3",
+                self.graph_id,
+                thread_id,
+                owner,
+            )
+        )
+        return int(result.rsplit(" ", 1)[-1])
+
     async def claim_deliveries(self, limit: int) -> list[RunRecord]:
         rows = await self.database.run(
             lambda conn: conn.fetch(

@@ -74,8 +74,9 @@ def create_app(settings: Settings | None = None, *, owns_process: bool = False) 
         await checkpointer.setup()
         store = MeteredCheckpointer(checkpointer, metrics)
         graph = compiled.with_checkpointer(store)
+        run_store = build_run_store(checkpointer)
         threads = Threads(
-            graph, store, MeteredLeases(build_leases(settings, checkpointer), metrics)
+            graph, store, MeteredLeases(build_leases(settings, checkpointer), metrics), run_store
         )
         runs = Runs(
             graph,
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None, *, owns_process: bool = False) 
         await runs.start()
         background = BackgroundRuns(
             runs,
-            build_run_store(checkpointer),
+            run_store,
             _queue_settings(settings),
             deliverer=_deliverer(settings, metrics),
             metrics=metrics,

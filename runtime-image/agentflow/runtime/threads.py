@@ -15,6 +15,7 @@ from agentflow.graph import CompiledGraph
 from agentflow.graph.messages import Message, add_messages, remove_message
 from agentflow.ids import new_id
 from agentflow.leases import Holder, ThreadLease, ThreadLeases, ThreadLockedError
+from agentflow.runstore import RunStore
 from agentflow.runtime.errors import InvalidRequestError, MessageNotFoundError, ThreadNotFoundError
 
 
@@ -28,10 +29,17 @@ def not_found(thread_id: str) -> ThreadNotFoundError:
 
 
 class Threads:
-    def __init__(self, graph: CompiledGraph, store: Checkpointer, leases: ThreadLeases) -> None:
+    def __init__(
+        self,
+        graph: CompiledGraph,
+        store: Checkpointer,
+        leases: ThreadLeases,
+        run_store: RunStore | None = None,
+    ) -> None:
         self.graph = graph
         self.store = store
         self.leases = leases
+        self.run_store = run_store  # the thread's background runs go with it
 
     async def check_owner(self, thread_id: str, owner: str | None) -> None:
         """Another subject's thread does not exist, as far as this caller can tell (404, the
@@ -114,10 +122,13 @@ class Threads:
         return await self._change(thread_id, owner, without)
 
     async def delete_thread(self, thread_id: str, owner: str | None = None) -> None:
+        """Delete the thread's checkpoints and the caller's background runs on it (pending ones
+        never run; ended ones, with their inputs and results, are gone)."""
         lease = await self.hold(thread_id, Holder("deletion", new_id()), owner)
         try:
             await self.check_owner(thread_id, owner)
-            if not await self.store.delete_thread(thread_id):
+            runs = await self.run_store.delete_runs(thread_id, owner) if self.run_store else 0
+            if not await self.store.delete_thread(thread_id) and not runs:
                 raise not_found(thread_id)
         finally:
             await lease.release()
