@@ -209,8 +209,8 @@ class BackgroundRuns:
             await self._hand_back(run)
             return
         except (RunStoppedError, ShuttingDownError) as error:
-            if self.runs.shutting_down:  # not stopped by anyone: it goes on elsewhere
-                await self._hand_back(run)
+            if isinstance(error, ShuttingDownError) or error.by_shutdown:
+                await self._hand_back(run)  # not stopped by anyone: it goes on elsewhere
                 return
             self._failed(run, error)
         except Exception as error:  # noqa: BLE001 - the run's own failure: its outcome

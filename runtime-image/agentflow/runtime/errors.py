@@ -37,6 +37,10 @@ class RunNotFoundError(AgentflowError):
 class RunStoppedError(AgentflowError):
     status, code = 409, "run_stopped"
 
+    def __init__(self, message: str, *, by_shutdown: bool = False) -> None:
+        super().__init__(message)
+        self.by_shutdown = by_shutdown  # the server stopped it, not a stop request
+
 
 class ShuttingDownError(AgentflowError):
     status, code = 503, "shutting_down"

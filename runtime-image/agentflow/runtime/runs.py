@@ -30,6 +30,7 @@ from agentflow.runtime.threads import Threads, ownership
 logger = logging.getLogger("agentflow.runtime")
 
 STOP_CONFIRM_TIMEOUT_S = 5.0
+SHUT_DOWN = "the server shut down"  # the stop reason of runs a shutdown stops
 # A stop may arrive while its run is still starting (it holds the thread, but is not yet
 # registered here): such requests are remembered this long and honoured at registration.
 EARLY_STOP_MEMORY_S = 30.0
@@ -75,7 +76,8 @@ class _LocalRun:
         reason = self.stop_reason or "it was cancelled"
         return RunStoppedError(
             f"run {self.run_id} on thread '{self.thread_id}' was stopped before it finished: "
-            f"{reason}"
+            f"{reason}",
+            by_shutdown=self.stop_reason == SHUT_DOWN,
         )
 
 
@@ -115,7 +117,7 @@ class Runs:
             await asyncio.wait(tasks, timeout=grace_s)
         runs = list(self._running.values())
         for run in runs:
-            run.stop("the server shut down")
+            run.stop(SHUT_DOWN)
         await asyncio.gather(*(run.settled() for run in runs), return_exceptions=True)
 
     async def aclose(self) -> None:
