@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 import click
 
@@ -32,8 +34,6 @@ def reference() -> None:
 @click.option("--verbose", is_flag=True, help="Log kopf's own decisions too.")
 def run(verbose: bool) -> None:
     """Run the operator (kopf) until SIGTERM."""
-    import asyncio
-
     import kopf
 
     from agentflow_operator import handlers  # noqa: F401 - registers the handlers
@@ -45,11 +45,21 @@ def run(verbose: bool) -> None:
     if not verbose:  # not a line per watch event ("Handler 'on_owned' succeeded")
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = config.watch_namespaces
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            peering_name=config.peering,
-            liveness_endpoint=config.liveness_endpoint or None,
-        )
+    operator = kopf.operator(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        peering_name=config.peering,
+        liveness_endpoint=config.liveness_endpoint or None,
     )
+    # uvloop (the runtime's dependencies bring it), as kopf's own CLI does: asyncio's
+    # pure-Python loop was a tenth of the operator's time under a burst of watch events.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(operator)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # not on every platform: asyncio's own loop then
+        return None
+    return uvloop.new_event_loop

@@ -21,13 +21,13 @@ Failures are our errors (errors.py): :class:`Refused` for what takes a change to
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from agentflow_operator.api import AgentGraphSpec, SecretKeyRef
@@ -115,7 +115,8 @@ class Outcome:
 
 
 def digest(obj: Manifest) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+    """Changes whenever what would be applied changes (compared within one process only)."""
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 PARSED_KEPT = 4096  # graphs whose parsed spec is kept (a few rounds read each version)
