@@ -189,6 +189,7 @@ def _deliverer(settings: Settings, metrics: Metrics) -> Deliverer | None:
         settings.webhook_secret.get_secret_value().encode(),
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
+        max_in_flight=settings.webhook_max_in_flight,
         metrics=metrics,
     )
 

@@ -45,7 +45,6 @@ from agentflow.runtime.webhooks import Deliverer, allowed_url
 
 logger = logging.getLogger("agentflow.runtime")
 
-DELIVERIES_MAX = 100  # webhook deliveries one worker makes at once
 PRUNE_EVERY_S = 60.0
 RECORD_RETRY_MAX_S = 5.0  # between attempts to keep an outcome while the store is down
 WAIT_POLL_MAX_S = 1.0
@@ -187,7 +186,7 @@ class BackgroundRuns:
                     self.metrics.runs_resumed.inc()
                     logger.info("resuming run %s (attempt %d)", run.run_id, run.attempts)
                 _track(self._executing, self._execute(run))
-        room = DELIVERIES_MAX - len(self._delivering)
+        room = (self.deliverer.max_in_flight if self.deliverer else 0) - len(self._delivering)
         if self.deliverer is not None and room > 0:
             for run in await self.store.claim_deliveries(room):
                 _track(self._delivering, self._deliver(run))

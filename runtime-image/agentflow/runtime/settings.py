@@ -234,6 +234,14 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(
         10.0, gt=0, le=300, validation_alias="AGENTFLOW_WEBHOOK_TIMEOUT_S"
     )
+    webhook_max_in_flight: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        validation_alias="AGENTFLOW_WEBHOOK_MAX_IN_FLIGHT",
+        description="Webhook deliveries one worker makes at once (and its connections for "
+        "them); the others wait their turn.",
+    )
     webhook_max_attempts: int = Field(
         5,
         ge=1,

@@ -90,15 +90,25 @@ class Deliverer:
     """POSTs webhook bodies, with retries; one HTTP client (pooled, bounded) per process."""
 
     def __init__(
-        self, secret: bytes, *, timeout_s: float, max_attempts: int, metrics: Metrics
+        self,
+        secret: bytes,
+        *,
+        timeout_s: float,
+        max_attempts: int,
+        max_in_flight: int,
+        metrics: Metrics,
     ) -> None:
         self.secret = secret
         self.max_attempts = max_attempts
+        self.max_in_flight = max_in_flight
+        self._slots = asyncio.Semaphore(max_in_flight)  # attempts beyond wait, not fail
         self.metrics = metrics
         self.client = httpx.AsyncClient(
             timeout=timeout_s,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+            limits=httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=min(max_in_flight, 10)
+            ),
             headers={"User-Agent": "agentflow-webhooks"},
         )
 
@@ -110,7 +120,8 @@ class Deliverer:
         updated with how it went (also after each attempt, should the process stop)."""
         while delivery.attempts < self.max_attempts:
             delivery.attempts += 1
-            outcome = await self._attempt(delivery.url, run_id, body, delivery.attempts)
+            async with self._slots:
+                outcome = await self._attempt(delivery.url, run_id, body, delivery.attempts)
             if outcome is None:
                 delivery.status, delivery.last_error = "delivered", None
                 delivery.delivered_at = time.time()
