@@ -101,14 +101,12 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-# SQL: true when the process owning ``{table}.worker_key`` still holds its liveness lock.
-WORKER_ALIVE = """
-EXISTS (
-    SELECT FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND objsubid = 1
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND ((classid::bigint << 32) | objid::bigint) = {table}.worker_key
-)
+# SQL: the keys of the processes holding their liveness lock now (``worker_key IN (...)``: a
+# statement reads the lock table once, however many rows it checks).
+LIVE_WORKERS = """
+SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
 # Postgres down, restarting (OperatorIntervention: shutting down, cannot connect now), or

@@ -13,7 +13,7 @@ import time
 
 from agentflow.checkpoint.base import CheckpointerError
 from agentflow.leases.base import Holder, ThreadLease, ThreadLeases, ThreadLockedError
-from agentflow.postgres import WORKER_ALIVE, PgDatabase
+from agentflow.postgres import LIVE_WORKERS, PgDatabase
 
 logger = logging.getLogger("agentflow.leases")
 
@@ -25,14 +25,14 @@ VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
 ON CONFLICT (graph_id, thread_id) DO UPDATE
     SET holder = EXCLUDED.holder, worker_key = EXCLUDED.worker_key,
         expires_at = EXCLUDED.expires_at
-    WHERE l.expires_at < now() OR NOT {WORKER_ALIVE.format(table="l")}
+    WHERE l.expires_at < now() OR l.worker_key NOT IN ({LIVE_WORKERS})
 RETURNING holder
 """
 
 _HOLDER = f"""
 SELECT holder FROM agentflow_thread_locks AS l
 WHERE graph_id = $1 AND thread_id = $2 AND expires_at >= now()
-  AND {WORKER_ALIVE.format(table="l")}
+  AND l.worker_key IN ({LIVE_WORKERS})
 """
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from agentflow.postgres import WORKER_ALIVE, PgDatabase
+from agentflow.postgres import LIVE_WORKERS, PgDatabase
 from agentflow.runstore.base import (
     Delivery,
     QueueFullError,
@@ -48,7 +48,7 @@ SET status = 'error', ended_at = now(), worker_key = NULL,
             'run %s was abandoned: the worker executing it stopped %s times '
             '(AGENTFLOW_RUN_MAX_ATTEMPTS)', r.run_id, r.attempts))
 WHERE r.graph_id = $1 AND r.status = 'running' AND r.attempts >= $2
-  AND NOT {WORKER_ALIVE.format(table="r")}
+  AND r.worker_key NOT IN ({LIVE_WORKERS})
 """
 
 _CLAIM = f"""
@@ -56,7 +56,7 @@ WITH claimable AS (
     SELECT r.run_id FROM agentflow_runs AS r
     WHERE r.graph_id = $1
       AND (r.status = 'pending'
-           OR (r.status = 'running' AND NOT {WORKER_ALIVE.format(table="r")}))
+           OR (r.status = 'running' AND r.worker_key NOT IN ({LIVE_WORKERS})))
       AND NOT EXISTS (
           SELECT FROM agentflow_runs AS e
           WHERE e.graph_id = r.graph_id AND e.thread_id = r.thread_id AND e.seq < r.seq
@@ -91,7 +91,7 @@ _CLAIM_DELIVERIES = f"""
 WITH undelivered AS (
     SELECT r.run_id FROM agentflow_runs AS r
     WHERE r.graph_id = $1 AND r.webhook_status = 'pending' AND r.ended_at IS NOT NULL
-      AND (r.worker_key IS NULL OR NOT {WORKER_ALIVE.format(table="r")})
+      AND (r.worker_key IS NULL OR r.worker_key NOT IN ({LIVE_WORKERS}))
     LIMIT $3
     FOR UPDATE OF r SKIP LOCKED
 )
