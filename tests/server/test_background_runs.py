@@ -222,6 +222,23 @@ def test_webhooks_are_signed_retried_and_their_delivery_shown(client, receiver):
     assert not verify(WEBHOOK_SECRET.encode(), body, headers, now=time.time() + 3600)
 
 
+def test_the_queue_is_in_the_metrics(client, receiver):
+    wait(client, submit(client, "bg-metrics", webhook=receiver.url))
+
+    def value(sample: str) -> float | None:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    assert (value("agentflow_background_run_claim_seconds_count") or 0) >= 1
+    assert value('agentflow_background_runs{status="pending"}') is not None
+    assert value('agentflow_background_runs{status="running"}') is not None
+    assert value("agentflow_background_runs_resumed_total") == 0  # one process: never resumed
+    delivered = 'agentflow_webhook_deliveries_total{outcome="delivered"}'
+    eventually(lambda: (value(delivered) or 0) >= 1, what="a delivery counted")
+
+
 def test_a_refused_webhook_is_not_retried(client, receiver):
     receiver.received.clear()
     receiver.answers[:] = [410]
