@@ -37,19 +37,6 @@ class RunRequest:
     has_resume: bool = False
     resume: Any = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "input": self.input,
-            "recursion_limit": self.recursion_limit,
-            "metadata": self.metadata,
-            "has_resume": self.has_resume,
-            "resume": self.resume,
-        }
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> RunRequest:
-        return RunRequest(**data)
-
 
 @dataclass(slots=True)
 class Delivery:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +29,9 @@ from agentflow.runstore.base import (
 
 _COLUMNS = """run_id, thread_id, owner, status, request, attempts, created_at, started_at,
     ended_at, result, error, webhook"""
+_R_COLUMNS = ", ".join("r." + column.strip() for column in _COLUMNS.split(","))
 
-# Inserts the run unless the graph has $9 pending runs already.
+# Inserts the run unless the graph has $8 pending runs already.
 _SUBMIT = """
 INSERT INTO agentflow_runs (graph_id, run_id, thread_id, owner, status, request, webhook,
                             webhook_status)
@@ -70,7 +72,7 @@ WITH claimable AS (
         started_at = coalesce(r.started_at, now())
     FROM claimable
     WHERE r.graph_id = $1 AND r.run_id = claimable.run_id
-    RETURNING r.seq, {", ".join("r." + c.strip() for c in _COLUMNS.split(","))}
+    RETURNING r.seq, {_R_COLUMNS}
 )
 SELECT * FROM claimed ORDER BY seq
 """
@@ -98,7 +100,7 @@ WITH undelivered AS (
 UPDATE agentflow_runs AS r SET worker_key = $2
 FROM undelivered
 WHERE r.graph_id = $1 AND r.run_id = undelivered.run_id
-RETURNING {", ".join("r." + c.strip() for c in _COLUMNS.split(","))}
+RETURNING {_R_COLUMNS}
 """
 
 _PRUNE = """
@@ -128,7 +130,7 @@ class PgRunStore(RunStore):
                 run.run_id,
                 run.thread_id,
                 run.owner,
-                orjson.dumps(run.request.to_dict()).decode(),
+                _json(asdict(run.request)),
                 webhook,
                 None if run.webhook is None else "pending",
                 max_pending,
@@ -222,15 +224,16 @@ class PgRunStore(RunStore):
         return [_record(row) for row in rows]
 
     async def record_delivery(self, run: RunRecord) -> None:
-        assert run.webhook is not None
+        webhook = run.webhook
+        assert webhook is not None
         await self.database.run(
             lambda conn: conn.execute(
                 "UPDATE agentflow_runs SET webhook = $3::jsonb, webhook_status = $4"
                 " WHERE graph_id = $1 AND run_id = $2",
                 self.graph_id,
                 run.run_id,
-                _delivery_json(run.webhook),
-                run.webhook.status if run.webhook else None,
+                _delivery_json(webhook),
+                webhook.status,
             )
         )
 
@@ -257,17 +260,7 @@ def _json(value: Any) -> str | None:
 
 
 def _delivery_json(delivery: Delivery | None) -> str | None:
-    if delivery is None:
-        return None
-    return _json(
-        {
-            "url": delivery.url,
-            "status": delivery.status,
-            "attempts": delivery.attempts,
-            "last_error": delivery.last_error,
-            "delivered_at": delivery.delivered_at,
-        }
-    )
+    return None if delivery is None else _json(asdict(delivery))
 
 
 def _loaded(text: str | None) -> Any:
@@ -284,7 +277,7 @@ def _record(row: asyncpg.Record) -> RunRecord:
         run_id=row["run_id"],
         thread_id=row["thread_id"],
         owner=row["owner"],
-        request=RunRequest.from_dict(orjson.loads(row["request"])),
+        request=RunRequest(**orjson.loads(row["request"])),
         status=row["status"],
         attempts=row["attempts"],
         created_at=row["created_at"].timestamp(),

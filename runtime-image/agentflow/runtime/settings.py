@@ -448,7 +448,7 @@ def _url_prefix(prefix: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ValueError(f"{prefix!r} has a query or fragment: a prefix is a URL up to a path")
-    return prefix if parts.path.endswith("/") else f"{prefix}/" if not parts.path else prefix
+    return prefix if parts.path else f"{prefix}/"
 
 
 # Values never repeated in messages: they may carry passwords.
